@@ -1,0 +1,41 @@
+/**
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { PgWatchError } from "./PgWatchError.js"
+
+/**
+ * A channel name: an SQL identifier PostgreSQL accepts unquoted-style (a letter or `_`, then
+ * letters, digits, `_` or `$`), at most 63 bytes. The log table checks the same rule.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChannelName = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, {
+    message: (issue) =>
+      `invalid channel name ${JSON.stringify(issue.actual)}: start with a letter or _, then letters, digits, _ or $ (at most 63)`
+  }),
+  Schema.brand("@pgwatch/ChannelName")
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ChannelName = typeof ChannelName.Type
+
+/**
+ * Checks a channel name, failing with a `PgWatchError` that says what is wrong.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const validate = (name: string): Effect.Effect<ChannelName, PgWatchError> =>
+  Schema.decodeUnknown(ChannelName)(name).pipe(
+    Effect.mapError((error) =>
+      new PgWatchError({ reason: "InvalidChannel", message: ParseResult.TreeFormatter.formatErrorSync(error) })
+    )
+  )

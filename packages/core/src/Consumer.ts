@@ -1,0 +1,206 @@
+/**
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import type { StartFrom } from "./internal/cursor.js"
+import * as Handling from "./internal/handling.js"
+import type { Notification } from "./Notification.js"
+import { PgWatch } from "./PgWatch.js"
+import * as Subscription from "./Subscription.js"
+
+/**
+ * A failure worth another try: retried on the consumer's schedule, then dead-lettered.
+ * Defects thrown by a handler are treated the same way.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Retryable extends Data.TaggedError("Retryable")<{ readonly message: string; readonly cause?: unknown }> {}
+
+/**
+ * A failure no retry will fix: the notification is dead-lettered at once and the consumer
+ * moves on.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Permanent extends Data.TaggedError("Permanent")<{ readonly message: string; readonly cause?: unknown }> {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type HandlerError = Retryable | Permanent
+
+/**
+ * A consumer: an id (its progress is stored under it), channels, and a handler.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Consumer<R = never> {
+  readonly id: string
+  readonly channels: ReadonlyArray<string>
+  /** Handlers running at once; results are committed in log order. Default 1. */
+  readonly concurrency: number
+  readonly retry: Schedule.Schedule<unknown, HandlerError>
+  readonly startFrom: StartFrom
+  /** Turns a raw payload into the handler's input, or says why it cannot. */
+  readonly decode: (payload: unknown) => Effect.Effect<unknown, string>
+  readonly handle: (notification: Notification<unknown>) => Effect.Effect<void, HandlerError, R>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<A, I, R> {
+  readonly id: string
+  readonly channels: ReadonlyArray<string>
+  /** Decodes payloads; a payload that fails is dead-lettered with the parse error. */
+  readonly schema?: Schema.Schema<A, I> | undefined
+  readonly handle: (notification: Notification<A>) => Effect.Effect<void, HandlerError, R>
+  readonly concurrency?: number | undefined
+  readonly retry?: Schedule.Schedule<unknown, HandlerError> | undefined
+  readonly startFrom?: StartFrom | undefined
+}
+
+/**
+ * The default retry policy: exponential from 200 ms, jittered, delays capped at 30 s, at most
+ * 8 retries (about a minute), after which the notification is dead-lettered.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const defaultRetry: Schedule.Schedule<unknown, HandlerError> = Schedule.exponential("200 millis").pipe(
+  Schedule.jittered,
+  Schedule.union(Schedule.spaced("30 seconds")),
+  Schedule.intersect(Schedule.recurs(8)),
+  Schedule.asVoid
+)
+
+/**
+ * Declares a consumer.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <A = unknown, I = A, R = never>(options: Options<A, I, R>): Consumer<R> => {
+  const decode = options.schema === undefined
+    ? Effect.succeed
+    : (payload: unknown) =>
+      Schema.decodeUnknown(options.schema!)(payload).pipe(
+        Effect.mapError((error) => ParseResult.TreeFormatter.formatErrorSync(error))
+      )
+  return {
+    id: options.id,
+    channels: options.channels,
+    concurrency: options.concurrency ?? 1,
+    retry: options.retry ?? defaultRetry,
+    startFrom: options.startFrom ?? "beginning",
+    decode,
+    handle: options.handle as Consumer<R>["handle"]
+  }
+}
+
+/**
+ * Options for running a consumer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunOptions {
+  /** Skip the backlog: start from what commits now. */
+  readonly skipPlayback?: boolean | undefined
+  readonly pageSize?: number | undefined
+}
+
+const recordDeadLetter = (consumerId: string, delivery: Subscription.Delivery, outcome: Handling.Outcome) =>
+  Effect.gen(function*() {
+    if (outcome._tag !== "DeadLettered") return
+    const { settings, sql } = yield* PgWatch
+    const schema = sql(settings.schema)
+    yield* Effect.logWarning(
+      `pgwatch: ${consumerId} dead-lettered notification ${delivery.id} (${outcome.reason}): ${outcome.error}`
+    )
+    yield* sql.withTransaction(Effect.zipRight(
+      sql`INSERT INTO ${schema}.dead_letter (consumer_id, log_id, reason, error, attempts)
+          VALUES (${consumerId}, ${String(delivery.id)}::bigint, ${outcome.reason}, ${outcome.error}, ${outcome.attempts})
+          ON CONFLICT (consumer_id, log_id) DO UPDATE
+          SET reason = excluded.reason, error = excluded.error,
+              attempts = ${schema}.dead_letter.attempts + excluded.attempts, failed_at = now()`,
+      sql`UPDATE ${schema}.consumer SET last_error = ${outcome.error} WHERE id = ${consumerId}`
+    ))
+  }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (w) => w.sql)))
+
+/**
+ * Runs a consumer until `stop` completes: plays back, follows live, handles (with retries and
+ * dead letters) and commits progress once per group of handled notifications. On `stop` it
+ * takes no new work, lets in-flight handlers finish, commits, and returns.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const runUntil = <R>(consumer: Consumer<R>, stop: Deferred.Deferred<void>, options: RunOptions = {}) =>
+  Subscription.stream({
+    consumerId: consumer.id,
+    channels: consumer.channels,
+    startFrom: consumer.startFrom,
+    skipPlayback: options.skipPlayback,
+    pageSize: options.pageSize
+  }).pipe(
+    Stream.interruptWhen(Deferred.await(stop)),
+    Stream.mapEffect(
+      (delivery) =>
+        Handling.process(consumer, delivery).pipe(
+          Effect.tap((outcome) => recordDeadLetter(consumer.id, delivery, outcome)),
+          Effect.as(delivery)
+        ),
+      { concurrency: consumer.concurrency }
+    ),
+    Stream.groupedWithin(512, "50 millis"),
+    Stream.mapEffect((group) => Subscription.commit(consumer.id, group)),
+    Stream.runDrain
+  )
+
+/**
+ * Runs a consumer as a supervised fiber in the layer's scope: when its database work fails it
+ * restarts from its saved position after a backoff, without touching other consumers. Closing
+ * the scope stops it gracefully (bounded by the service's `shutdownTimeout`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <R>(consumer: Consumer<R>, options: RunOptions = {}): Layer.Layer<never, never, PgWatch | R> =>
+  Layer.scopedDiscard(Effect.gen(function*() {
+    const { settings } = yield* PgWatch
+    const stop = yield* Deferred.make<void>()
+    const supervised = runUntil(consumer, stop, options).pipe(
+      Effect.tapErrorCause((cause) =>
+        Effect.logError(`pgwatch: consumer ${consumer.id} stopped on an error; restarting`, Cause.squash(cause))
+      ),
+      Effect.retry(Schedule.exponential("500 millis").pipe(Schedule.union(Schedule.spaced("30 seconds")))),
+      Effect.annotateLogs("consumer", consumer.id)
+    )
+    const fiber = yield* Effect.forkScoped(supervised)
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        yield* Deferred.succeed(stop, undefined)
+        const finished = yield* Fiber.await(fiber).pipe(Effect.timeout(settings.shutdownTimeout), Effect.option)
+        if (finished._tag === "None") {
+          yield* Effect.logWarning(`pgwatch: consumer ${consumer.id} did not finish in time; abandoning in-flight work`)
+          yield* Fiber.interrupt(fiber)
+        }
+      })
+    )
+  }))

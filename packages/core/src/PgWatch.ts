@@ -1,0 +1,305 @@
+/**
+ * @since 0.1.0
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Pg from "pg"
+import * as Channel from "./Channel.js"
+import * as Listener from "./internal/listener.js"
+import * as SqlFiles from "./internal/sqlFiles.js"
+import * as Migrator from "./Migrator.js"
+import { PgWatchError } from "./PgWatchError.js"
+
+/**
+ * Settings shared by everything pgwatch does in a process.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Settings {
+  /** The schema holding pgwatch's tables and functions. Default `pgwatch`. */
+  readonly schema: string
+  /** Notifications read per query during playback. Default 1000. */
+  readonly pageSize: number
+  /** The longest a caught-up consumer waits without a wake-up before it looks at the log. */
+  readonly pollInterval: Duration.Duration
+  /** How often the listen connection is checked, and how long the check may take. */
+  readonly healthCheckInterval: Duration.Duration
+  readonly healthCheckTimeout: Duration.Duration
+  /** First delay before reconnecting a lost listen connection; doubles up to the maximum. */
+  readonly reconnectDelay: Duration.Duration
+  readonly maxReconnectDelay: Duration.Duration
+  /** How long a stopping consumer may spend finishing its in-flight handlers. */
+  readonly shutdownTimeout: Duration.Duration
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends Partial<Omit<Settings, `${string}Interval` | `${string}Timeout` | `${string}Delay`>> {
+  readonly pollInterval?: Duration.DurationInput | undefined
+  readonly healthCheckInterval?: Duration.DurationInput | undefined
+  readonly healthCheckTimeout?: Duration.DurationInput | undefined
+  readonly reconnectDelay?: Duration.DurationInput | undefined
+  readonly maxReconnectDelay?: Duration.DurationInput | undefined
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /** Apply pending migrations when the layer starts. Default false. */
+  readonly migrate?: boolean | undefined
+  /** Opens the listen connection; by default a `pg.Client` with the `PgClient`'s settings. */
+  readonly connectListener?: (() => Pg.Client) | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category defaults
+ */
+export const defaults: Settings = {
+  schema: "pgwatch",
+  pageSize: 1000,
+  pollInterval: Duration.seconds(5),
+  healthCheckInterval: Duration.seconds(10),
+  healthCheckTimeout: Duration.seconds(5),
+  reconnectDelay: Duration.millis(500),
+  maxReconnectDelay: Duration.seconds(30),
+  shutdownTimeout: Duration.seconds(10)
+}
+
+/**
+ * The pgwatch service: its settings, the database client and the shared listen connection.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PgWatch {
+  readonly settings: Settings
+  readonly sql: PgClient.PgClient
+  /** @internal */
+  readonly listener: Listener.Listener
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const PgWatch: Context.Tag<PgWatch, PgWatch> = Context.GenericTag<PgWatch>("@pgwatch/PgWatch")
+
+const resolve = (options: Options): Effect.Effect<Settings, PgWatchError> => {
+  const settings: Settings = {
+    schema: options.schema ?? defaults.schema,
+    pageSize: options.pageSize ?? defaults.pageSize,
+    pollInterval: Duration.decode(options.pollInterval ?? defaults.pollInterval),
+    healthCheckInterval: Duration.decode(options.healthCheckInterval ?? defaults.healthCheckInterval),
+    healthCheckTimeout: Duration.decode(options.healthCheckTimeout ?? defaults.healthCheckTimeout),
+    reconnectDelay: Duration.decode(options.reconnectDelay ?? defaults.reconnectDelay),
+    maxReconnectDelay: Duration.decode(options.maxReconnectDelay ?? defaults.maxReconnectDelay),
+    shutdownTimeout: Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout)
+  }
+  if (!SqlFiles.SCHEMA_NAME.test(settings.schema)) {
+    return Effect.fail(new PgWatchError({
+      reason: "Config",
+      message: `invalid schema name "${settings.schema}": use lower-case letters, digits and _ (at most 63)`
+    }))
+  }
+  if (!Number.isInteger(settings.pageSize) || settings.pageSize < 1) {
+    return Effect.fail(new PgWatchError({ reason: "Config", message: `page size must be a positive integer, got ${settings.pageSize}` }))
+  }
+  return Effect.succeed(settings)
+}
+
+/** The listen connection gets the same server and credentials as the query pool. */
+const listenerClient = (config: PgClient.PgClientConfig) => () =>
+  new Pg.Client({
+    ...(config.url ? { connectionString: Redacted.value(config.url) } : {}),
+    ...(config.host !== undefined ? { host: config.host } : {}),
+    ...(config.port !== undefined ? { port: config.port } : {}),
+    ...(config.database !== undefined ? { database: config.database } : {}),
+    ...(config.username !== undefined ? { user: config.username } : {}),
+    ...(config.password !== undefined ? { password: Redacted.value(config.password) } : {}),
+    ...(config.ssl !== undefined ? { ssl: config.ssl } : {}),
+    ...(config.stream !== undefined ? { stream: config.stream } : {}),
+    application_name: "pgwatch listener",
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000
+  })
+
+/**
+ * Builds the service on the `PgClient` in context. Fails with a `NotMigrated` error naming the
+ * fix when the schema has not been migrated (unless `migrate: true` applies it).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}) =>
+  Effect.gen(function*() {
+    const settings = yield* resolve(options)
+    const sql = yield* PgClient.PgClient
+    if (options.migrate === true) {
+      yield* Migrator.migrate({ schema: settings.schema }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+    }
+    yield* ensureMigrated(sql, settings.schema)
+    const listener = yield* Listener.make({
+      connect: options.connectListener ?? listenerClient(sql.config),
+      schema: settings.schema,
+      healthCheckInterval: settings.healthCheckInterval,
+      healthCheckTimeout: settings.healthCheckTimeout,
+      reconnectDelay: settings.reconnectDelay,
+      maxReconnectDelay: settings.maxReconnectDelay
+    })
+    return { settings, sql, listener } satisfies PgWatch
+  })
+
+const ensureMigrated = (sql: PgClient.PgClient, schema: string) =>
+  Effect.gen(function*() {
+    const pending = yield* Migrator.pending({ schema }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+    if (pending.length > 0) {
+      return yield* new PgWatchError({
+        reason: "NotMigrated",
+        message: `the pgwatch schema "${schema}" is not up to date (${pending.length} migration(s) pending): run \`pgwatch migrate\``
+      })
+    }
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<PgWatch, PgWatchError | SqlError, PgClient.PgClient> =>
+  Layer.scoped(PgWatch, make(options))
+
+/**
+ * Settings from the environment: `PGWATCH_SCHEMA`, `PGWATCH_PAGE_SIZE`, `PGWATCH_POLL_INTERVAL`
+ * (a duration such as `5 seconds`), `PGWATCH_HEALTH_CHECK_INTERVAL`, `PGWATCH_HEALTH_CHECK_TIMEOUT`,
+ * `PGWATCH_RECONNECT_DELAY`, `PGWATCH_SHUTDOWN_TIMEOUT`; each optional.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  schema: Config.string("PGWATCH_SCHEMA").pipe(Config.withDefault(defaults.schema)),
+  pageSize: Config.integer("PGWATCH_PAGE_SIZE").pipe(Config.withDefault(defaults.pageSize)),
+  pollInterval: Config.duration("PGWATCH_POLL_INTERVAL").pipe(Config.withDefault(defaults.pollInterval)),
+  healthCheckInterval: Config.duration("PGWATCH_HEALTH_CHECK_INTERVAL").pipe(
+    Config.withDefault(defaults.healthCheckInterval)
+  ),
+  healthCheckTimeout: Config.duration("PGWATCH_HEALTH_CHECK_TIMEOUT").pipe(Config.withDefault(defaults.healthCheckTimeout)),
+  reconnectDelay: Config.duration("PGWATCH_RECONNECT_DELAY").pipe(Config.withDefault(defaults.reconnectDelay)),
+  shutdownTimeout: Config.duration("PGWATCH_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(defaults.shutdownTimeout))
+})
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  settings: Config.Config<Options> = config,
+  extra: Pick<Options, "migrate" | "connectListener"> = {}
+): Layer.Layer<PgWatch, PgWatchError | SqlError | ConfigError.ConfigError, PgClient.PgClient> =>
+  Layer.scoped(PgWatch, Effect.flatMap(settings, (options) => make({ ...options, ...extra })))
+
+/**
+ * Database settings from the environment: `PGWATCH_DATABASE_URL` or `DATABASE_URL`, else the
+ * usual `PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const databaseConfig: Config.Config<PgClient.PgClientConfig> = Config.all({
+  url: Config.option(Config.redacted("PGWATCH_DATABASE_URL").pipe(Config.orElse(() => Config.redacted("DATABASE_URL")))),
+  host: Config.option(Config.string("PGHOST")),
+  port: Config.option(Config.port("PGPORT")),
+  database: Config.option(Config.string("PGDATABASE")),
+  username: Config.option(Config.string("PGUSER")),
+  password: Config.option(Config.redacted("PGPASSWORD"))
+}).pipe(Config.map((c) => ({
+  url: Option.getOrUndefined(c.url),
+  host: Option.getOrUndefined(c.host),
+  port: Option.getOrUndefined(c.port),
+  database: Option.getOrUndefined(c.database),
+  username: Option.getOrUndefined(c.username),
+  password: Option.getOrUndefined(c.password),
+  applicationName: "pgwatch"
+})))
+
+/**
+ * A `PgClient` from `databaseConfig`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerDatabase: Layer.Layer<PgClient.PgClient, SqlError | ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(databaseConfig, (config) => PgClient.layer(config))
+).pipe(Layer.map((context) => Context.make(PgClient.PgClient, Context.get(context, PgClient.PgClient))))
+
+const encodeJson = (payload: unknown): Effect.Effect<string, PgWatchError> =>
+  Effect.try({
+    try: () => {
+      const json = JSON.stringify(payload)
+      if (json === undefined) throw new Error(`${typeof payload} has no JSON form`)
+      return json
+    },
+    catch: (cause) =>
+      new PgWatchError({ reason: "InvalidPayload", message: `payload is not JSON-serialisable: ${String(cause)}`, cause })
+  })
+
+const encodePayload = <A, I>(payload: A, schema: Schema.Schema<A, I> | undefined) =>
+  schema === undefined
+    ? encodeJson(payload)
+    : Schema.encode(schema)(payload).pipe(
+      Effect.mapError((error) =>
+        new PgWatchError({ reason: "InvalidPayload", message: ParseResult.TreeFormatter.formatErrorSync(error) })
+      ),
+      Effect.flatMap(encodeJson)
+    )
+
+/**
+ * Stores a notification in the caller's transaction (if any) and wakes waiting consumers at
+ * commit. Returns the log id. With a schema, the payload is encoded with it first.
+ *
+ * @since 0.1.0
+ * @category producers
+ */
+export const notify = <A, I = A>(
+  channel: string,
+  payload: A,
+  schema?: Schema.Schema<A, I>
+): Effect.Effect<bigint, PgWatchError | SqlError, PgWatch> =>
+  Effect.gen(function*() {
+    const { settings, sql } = yield* PgWatch
+    const name = yield* Channel.validate(channel)
+    const json = yield* encodePayload(payload, schema)
+    const rows = yield* sql<{ id: string }>`SELECT ${sql(settings.schema)}.smart_notify(${name}, ${json}::jsonb)::text AS id`
+    return BigInt(rows[0]!.id)
+  }).pipe(Effect.withSpan("PgWatch.notify", { attributes: { channel } }))
+
+/**
+ * Stores many notifications on one channel in one statement; returns their log ids in order.
+ *
+ * @since 0.1.0
+ * @category producers
+ */
+export const notifyMany = <A, I = A>(
+  channel: string,
+  payloads: Iterable<A>,
+  schema?: Schema.Schema<A, I>
+): Effect.Effect<ReadonlyArray<bigint>, PgWatchError | SqlError, PgWatch> =>
+  Effect.gen(function*() {
+    const { settings, sql } = yield* PgWatch
+    const name = yield* Channel.validate(channel)
+    const json = yield* Effect.forEach(payloads, (payload) => encodePayload(payload, schema))
+    if (json.length === 0) return []
+    const rows = yield* sql<{ id: string }>`
+      SELECT id::text FROM ${sql(settings.schema)}.smart_notify_many(${name}, ${json}::jsonb[]) AS id`
+    return rows.map((row) => BigInt(row.id))
+  }).pipe(Effect.withSpan("PgWatch.notifyMany", { attributes: { channel } }))

@@ -1,0 +1,96 @@
+/**
+ * The notification stream itself, for building your own processing on it. `Consumer` is built
+ * on this module; most apps want that instead.
+ *
+ * @since 0.1.0
+ */
+import type { SqlError } from "@effect/sql/SqlError"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as Channel from "./Channel.js"
+import * as Cursor from "./internal/cursor.js"
+import * as Reader from "./internal/reader.js"
+import { PgWatch } from "./PgWatch.js"
+import type { PgWatchError } from "./PgWatchError.js"
+
+/**
+ * A notification from the stream, carrying the position to commit once it is handled.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Delivery = Reader.Delivery
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly consumerId: string
+  readonly channels: ReadonlyArray<string>
+  /** Where a consumer seen for the first time starts. Default `beginning`. */
+  readonly startFrom?: Cursor.StartFrom | undefined
+  /** Drop the backlog and start from what commits now, even for a known consumer. */
+  readonly skipPlayback?: boolean | undefined
+  /** Rows per query; defaults to the service's `pageSize`. */
+  readonly pageSize?: number | undefined
+}
+
+/**
+ * Every notification on the channels that the consumer has not committed, then live ones, in
+ * the order their transactions became visible, each once. Plays back from the consumer's saved
+ * position, follows live wake-ups, re-reads the log after a lost connection, and polls as gap
+ * backfill. Redeliveries requested for the consumer come out of band (their `cursor` is none).
+ *
+ * Nothing is marked done until you `commit`.
+ *
+ * @since 0.1.0
+ * @category streams
+ */
+export const stream = (options: Options): Stream.Stream<Delivery, SqlError | PgWatchError, PgWatch> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const watch = yield* PgWatch
+    const channels = yield* Effect.forEach(options.channels, Channel.validate)
+    const schema = watch.settings.schema
+    const registered = yield* Cursor.register(schema, options.consumerId, channels, options.startFrom ?? "beginning")
+    const start = options.skipPlayback === true ? yield* Cursor.skipToNow(schema, options.consumerId) : registered
+    return Reader.stream({
+      schema,
+      consumerId: options.consumerId,
+      channels,
+      start,
+      pageSize: options.pageSize ?? watch.settings.pageSize,
+      pollInterval: watch.settings.pollInterval,
+      listener: watch.listener
+    })
+  }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (watch) => watch.sql)))).pipe(
+    Stream.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (watch) => watch.sql))
+  )
+
+/**
+ * Records that these deliveries (in stream order) are handled: the consumer's position moves
+ * to the last of them, and their redelivery requests are cleared. One write however many.
+ *
+ * @since 0.1.0
+ * @category streams
+ */
+export const commit = (consumerId: string, deliveries: Iterable<Delivery>): Effect.Effect<void, SqlError, PgWatch> =>
+  Effect.gen(function*() {
+    const watch = yield* PgWatch
+    let cursor = Option.none<Cursor.Cursor>()
+    let lastLogId = Option.none<bigint>()
+    let handled = 0
+    const redelivered: Array<bigint> = []
+    for (const delivery of deliveries) {
+      handled += 1
+      lastLogId = Option.some(delivery.id)
+      if (Option.isSome(delivery.cursor)) cursor = delivery.cursor
+      if (Option.isSome(delivery.redelivery)) redelivered.push(delivery.redelivery.value.logId)
+    }
+    if (handled === 0) return
+    yield* Cursor.save(watch.settings.schema, consumerId, { cursor, handled, lastLogId, redelivered }).pipe(
+      Effect.provideService(SqlClient.SqlClient, watch.sql)
+    )
+  })

