@@ -10,27 +10,24 @@
 import type { TestProject } from "vitest/node"
 import * as Embedded from "../packages/cli/src/EmbeddedPostgres.js"
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    databaseUrl: string
-  }
-}
-
 const LOCAL = "postgres://postgres@127.0.0.1:5432/test"
 
 export default async function setup(project: TestProject) {
+  // `provide` is typed by vitest's ProvidedContext, augmented in provided.ts for the test
+  // files; that augmentation does not reach vitest/node's types, hence the widening here.
+  const provide = project.provide as (key: "databaseUrl", value: string) => void
   const chosen = process.env.PGWATCH_TEST_DATABASE_URL
   if (chosen !== undefined && chosen !== "") {
-    project.provide("databaseUrl", chosen)
+    provide("databaseUrl", chosen)
     return
   }
   if (process.env.PGWATCH_TEST_PG !== "embedded" && await Embedded.reachable(LOCAL)) {
     console.log(`tests use PostgreSQL at ${LOCAL}`)
-    project.provide("databaseUrl", LOCAL)
+    provide("databaseUrl", LOCAL)
     return
   }
   const server = await Embedded.start()
   console.log(`tests use the embedded PostgreSQL ${server.version} at ${server.url}`)
-  project.provide("databaseUrl", server.url)
+  provide("databaseUrl", server.url)
   return () => server.stop()
 }

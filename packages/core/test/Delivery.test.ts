@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Queue } from "effect"
 import * as Consumer from "../src/Consumer.js"
@@ -6,7 +6,7 @@ import * as PgWatch from "../src/PgWatch.js"
 import { freshChannel, nothingMore, recordingConsumer, start, takeN, watchLayer } from "./utils.js"
 
 describe("delivery", () => {
-  it.layer(watchLayer(), { excludeTestServices: true })((it) => {
+  layer(watchLayer(), { excludeTestServices: true })((it) => {
     it.effect("plays back the backlog, then follows live notifications, each once and in order", () =>
       Effect.gen(function*() {
         const channel = freshChannel()

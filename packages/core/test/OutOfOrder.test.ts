@@ -1,10 +1,10 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import * as PgWatch from "../src/PgWatch.js"
 import { freshChannel, nothingMore, query, rawClient, recordingConsumer, start, takeN, watchLayer } from "./utils.js"
 
 describe("out-of-order commits", () => {
-  it.layer(watchLayer(), { excludeTestServices: true })((it) => {
+  layer(watchLayer(), { excludeTestServices: true })((it) => {
     it.scoped("a transaction that took a lower id but commits later is still delivered", () =>
       Effect.gen(function*() {
         const { settings } = yield* PgWatch.PgWatch

@@ -47,14 +47,14 @@ export const query = (client: Pg.Client, text: string, values: Array<unknown> = 
 /**
  * A consumer whose handler records what it received in a queue; `handle` may fail it.
  */
-export const recordingConsumer = <E extends Consumer.HandlerError = never>(
-  options: Omit<Consumer.Options<unknown, unknown, never>, "handle"> & {
-    readonly handle?: (notification: Notification<unknown>) => Effect.Effect<void, E>
+export const recordingConsumer = <A = unknown, I = A>(
+  options: Omit<Consumer.Options<A, I, never>, "handle"> & {
+    readonly handle?: (notification: Notification<A>) => Effect.Effect<void, Consumer.HandlerError>
   }
 ) =>
   Effect.gen(function*() {
-    const received = yield* Queue.unbounded<Notification<unknown>>()
-    const consumer = Consumer.make({
+    const received = yield* Queue.unbounded<Notification<A>>()
+    const consumer = Consumer.make<A, I>({
       ...options,
       handle: (notification) =>
         (options.handle ?? (() => Effect.void))(notification).pipe(
@@ -73,9 +73,9 @@ export const start = <R>(consumer: Consumer.Consumer<R>, options: Consumer.RunOp
   })
 
 /** Takes exactly n notifications, failing if they do not arrive in time. */
-export const takeN = (queue: Queue.Dequeue<Notification<unknown>>, n: number, within: Duration.DurationInput = "10 seconds") =>
+export const takeN = <A>(queue: Queue.Dequeue<Notification<A>>, n: number, within: Duration.DurationInput = "10 seconds") =>
   Effect.gen(function*() {
-    const taken: Array<Notification<unknown>> = []
+    const taken: Array<Notification<A>> = []
     while (taken.length < n) {
       taken.push(yield* Queue.take(queue))
     }
@@ -83,7 +83,7 @@ export const takeN = (queue: Queue.Dequeue<Notification<unknown>>, n: number, wi
   }).pipe(Effect.timeoutFail({ duration: within, onTimeout: () => new Error(`expected ${n} notifications in ${Duration.format(Duration.decode(within))}`) }))
 
 /** Asserts nothing more arrives for a while. */
-export const nothingMore = (queue: Queue.Dequeue<Notification<unknown>>, wait: Duration.DurationInput = "700 millis") =>
+export const nothingMore = <A>(queue: Queue.Dequeue<Notification<A>>, wait: Duration.DurationInput = "700 millis") =>
   Effect.gen(function*() {
     yield* Effect.sleep(wait)
     return yield* Queue.takeAll(queue)

@@ -57,8 +57,8 @@ const SHORTEST_RECHECK = Duration.millis(1)
  * the cursor's snapshot. While there is a backlog the loop pages through it without waiting;
  * once caught up it registers as waiting (so producers send a NOTIFY) and sleeps until a
  * wake-up, a reconnect, or the poll interval, which doubles as the gap backfill: a row whose
- * wake-up was lost is found at the next poll. Rows read before the first caught-up page after
- * a (re)connect are flagged as replays.
+ * wake-up was lost is found at the next poll. Rows written before the consumer was listening
+ * (at start, and again after a lost connection) are flagged as replays.
  *
  * Waiting is registered in a table that producers check. A producer that checked just before
  * the registration committed sent no NOTIFY; its transaction was then running, so it is in the
@@ -74,6 +74,10 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     let cursor = options.start
     let replaying = true
     let listenPid: number | undefined
+    let lostConnection = false
+    // Whether the batch being read began after our channels were LISTENed: once such a batch
+    // is complete, everything written before we listened has been played back.
+    let batchStartedListening = false
     let registered = false
     let suspects: ReadonlySet<string> | undefined
     let previousHadRows = false
@@ -92,13 +96,16 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     const onEvent = (event: ListenerEvent) => {
       switch (event._tag) {
         case "Listening":
+          // After a lost connection, what was written meanwhile is played back as missed.
+          if (lostConnection) replaying = true
+          lostConnection = false
           listenPid = event.pid
-          replaying = true
           registered = false
           waitFor = undefined
           redeliveriesDueAt = 0
           break
         case "Lost":
+          lostConnection = true
           listenPid = undefined
           registered = false
           break
@@ -115,6 +122,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       ).pipe(Effect.zipRight(drainEvents))
 
     const readPage = Effect.gen(function*() {
+      if (cursor.batch === null) batchStartedListening = listenPid !== undefined
       const rows = yield* sql<LogRow>`
         WITH b AS (SELECT coalesce(${cursor.batch}::pg_snapshot, pg_current_snapshot()) AS snapshot)
         SELECT b.snapshot::text AS batch, r.id::text, r.channel, r.payload, r.created_at, r.xid::text
@@ -140,6 +148,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
           redelivery: Option.none()
         }
       })
+      if (complete && batchStartedListening) replaying = false
       const lastRow = found.at(-1)
       cursor = complete
         ? { done: batch, batch: null, afterXid: "0", afterId: "0" }
@@ -188,7 +197,6 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
           return
         }
         previousHadRows = false
-        replaying = false
         if (listenPid !== undefined && !registered) {
           yield* register(listenPid)
           registered = true

@@ -1,0 +1,48 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Option, Schedule } from "effect"
+import * as PgWatch from "../src/PgWatch.js"
+import { freshChannel, query, rawClient, recordingConsumer, start, takeN, watchLayer } from "./utils.js"
+
+const listenerPid = (consumerId: string) =>
+  Effect.gen(function*() {
+    const { sql, settings } = yield* PgWatch.PgWatch
+    const rows = yield* sql<{ pid: number }>`
+      SELECT backend_pid AS pid FROM ${sql(settings.schema)}.waiting WHERE consumer_id = ${consumerId} LIMIT 1`
+    return Option.fromNullable(rows[0]?.pid)
+  })
+
+/** Waits (polling the table, not sleeping blindly) until the consumer waits on a listener other than `not`. */
+const awaitListener = (consumerId: string, not?: number) =>
+  listenerPid(consumerId).pipe(
+    Effect.flatMap((pid) => Option.isSome(pid) && pid.value !== not ? Effect.succeed(pid.value) : Effect.fail("not yet")),
+    Effect.retry({ schedule: Schedule.spaced("20 millis"), times: 500 }),
+    Effect.orDie
+  )
+
+describe("listen connection loss", () => {
+  // No polling to fall back on: only wake-ups and reconnect catch-up can deliver.
+  layer(watchLayer({ pollInterval: "1 hour" }), { excludeTestServices: true })((it) => {
+    it.scoped("a killed listen connection is replaced, missed notifications are caught up, and live wake-ups resume", () =>
+      Effect.gen(function*() {
+        const channel = freshChannel()
+        const { consumer, received } = yield* recordingConsumer({ id: "killed", channels: [channel] })
+        const stop = yield* start(consumer)
+        const oldPid = yield* awaitListener("killed")
+        yield* PgWatch.notify(channel, "before")
+        yield* takeN(received, 1)
+
+        const admin = yield* rawClient
+        yield* query(admin, "SELECT pg_terminate_backend($1)", [oldPid])
+        const during = yield* PgWatch.notify(channel, "during the outage")
+        const [caughtUp] = yield* takeN(received, 1)
+        expect(caughtUp!.id).toBe(during)
+
+        const newPid = yield* awaitListener("killed", oldPid)
+        expect(newPid).not.toBe(oldPid)
+        const after = yield* PgWatch.notify(channel, "after")
+        const [live] = yield* takeN(received, 1)
+        expect(live).toMatchObject({ id: after, isReplay: false })
+        yield* stop
+      }))
+  })
+})

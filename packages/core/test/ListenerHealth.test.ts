@@ -1,0 +1,83 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Option, Queue, TestClock } from "effect"
+import * as Pg from "pg"
+import * as Listener from "../src/internal/listener.js"
+import { makeProxy } from "./proxy.js"
+import { databaseUrl, freshChannel, freshSchema } from "./utils.js"
+
+// Kept apart from files using it.layer: @effect/vitest 0.30's it.layer replaces the module's
+// `it.effect`/`it.scoped`, which would drop the TestClock these tests drive.
+
+/** Real time passing, for sockets, while the test clock stands still. */
+const realSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
+
+/** Moves the test clock a step at a time until the listener reports `tag`. */
+const advanceUntil = (events: Queue.Dequeue<Listener.ListenerEvent>, tag: Listener.ListenerEvent["_tag"], step: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 100; i++) {
+      const event = yield* Queue.poll(events)
+      if (Option.isSome(event) && event.value._tag === tag) return { event: event.value, elapsed: i }
+      yield* TestClock.adjust(step)
+      yield* realSleep(20)
+    }
+    return yield* Effect.dieMessage(`no ${tag} event`)
+  })
+
+describe("listener health check (TestClock)", () => {
+  it.scoped("a half-open connection is noticed by the timed health check, then replaced", () =>
+    Effect.gen(function*() {
+      const url = new URL(databaseUrl)
+      const proxy = yield* makeProxy({ host: url.hostname, port: Number(url.port || 5432) })
+      const listener = yield* Listener.make({
+        connect: () =>
+          new Pg.Client({
+            host: "127.0.0.1",
+            port: proxy.port,
+            user: decodeURIComponent(url.username),
+            password: decodeURIComponent(url.password),
+            database: url.pathname.slice(1)
+          }),
+        schema: freshSchema(),
+        healthCheckInterval: Duration.seconds(10),
+        healthCheckTimeout: Duration.seconds(5),
+        reconnectDelay: Duration.millis(100),
+        maxReconnectDelay: Duration.seconds(1)
+      })
+      const events = yield* listener.subscribe([freshChannel()])
+      expect((yield* Queue.take(events))._tag).toBe("Listening")
+
+      proxy.freeze()
+      // The socket reports nothing: without the timer, nobody would ever know.
+      yield* realSleep(300)
+      expect(yield* Queue.size(events)).toBe(0)
+
+      // Health check after 10 s, its 5 s time-out: lost within 15 s of test time.
+      const lost = yield* advanceUntil(events, "Lost", "1 second")
+      expect(lost.elapsed).toBeGreaterThanOrEqual(10)
+      expect(lost.elapsed).toBeLessThanOrEqual(16)
+      expect(lost.event._tag === "Lost" && lost.event.reason).toContain("health check")
+
+      proxy.thaw()
+      const back = yield* advanceUntil(events, "Listening", "100 millis")
+      expect(back.event._tag).toBe("Listening")
+    }))
+
+  it.scoped("a healthy connection passes its checks and is kept", () =>
+    Effect.gen(function*() {
+      const listener = yield* Listener.make({
+        connect: () => new Pg.Client({ connectionString: databaseUrl }),
+        schema: freshSchema(),
+        healthCheckInterval: Duration.seconds(10),
+        healthCheckTimeout: Duration.seconds(5),
+        reconnectDelay: Duration.millis(100),
+        maxReconnectDelay: Duration.seconds(1)
+      })
+      const events = yield* listener.subscribe([freshChannel()])
+      expect((yield* Queue.take(events))._tag).toBe("Listening")
+      for (let i = 0; i < 6; i++) {
+        yield* TestClock.adjust("10 seconds")
+        yield* realSleep(20)
+      }
+      expect(yield* Queue.size(events)).toBe(0)
+    }))
+})

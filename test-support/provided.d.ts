@@ -1,0 +1,7 @@
+declare module "vitest" {
+    interface ProvidedContext {
+        databaseUrl: string;
+    }
+}
+export {};
+//# sourceMappingURL=provided.d.ts.map
