@@ -196,7 +196,12 @@ export const layer = <R>(consumer: Consumer<R>, options: RunOptions = {}): Layer
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         yield* Deferred.succeed(stop, undefined)
-        const finished = yield* Fiber.await(fiber).pipe(Effect.timeout(settings.shutdownTimeout), Effect.option)
+        // Finalizers are uninterruptible: only an interruptible wait can be cut short.
+        const finished = yield* Fiber.await(fiber).pipe(
+          Effect.interruptible,
+          Effect.timeout(settings.shutdownTimeout),
+          Effect.option
+        )
         if (finished._tag === "None") {
           yield* Effect.logWarning(`pgwatch: consumer ${consumer.id} did not finish in time; abandoning in-flight work`)
           yield* Fiber.interrupt(fiber)

@@ -25,7 +25,7 @@ export const testOptions: PgWatch.Options = {
   healthCheckTimeout: "1 second",
   reconnectDelay: "50 millis",
   maxReconnectDelay: "200 millis",
-  shutdownTimeout: "5 seconds"
+  shutdownTimeout: "2 seconds"
 }
 
 export const watchLayer = (options: PgWatch.Options = {}) =>

@@ -91,7 +91,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
           SELECT c, ${options.consumerId}, ${pid} FROM unnest(${options.channels}::text[]) AS c
           ON CONFLICT (channel, consumer_id) DO UPDATE SET backend_pid = excluded.backend_pid`
     const unregister = sql`DELETE FROM ${schema}.waiting WHERE consumer_id = ${options.consumerId}`
-    yield* Effect.addFinalizer(() => unregister.pipe(Effect.timeout("2 seconds"), Effect.ignore))
+    yield* Effect.addFinalizer(() => unregister.pipe(Effect.interruptible, Effect.timeout("2 seconds"), Effect.ignore))
 
     const onEvent = (event: ListenerEvent) => {
       switch (event._tag) {
