@@ -151,13 +151,18 @@ const recordDeadLetter = (consumerId: string, delivery: Subscription.Delivery, o
  * @since 0.1.0
  * @category running
  */
-export const runUntil = <R>(consumer: Consumer<R>, stop: Deferred.Deferred<void>, options: RunOptions = {}) =>
+export const runUntil = <R>(
+  consumer: Consumer<R>,
+  stop: Deferred.Deferred<void>,
+  options: RunOptions & { readonly subscribed?: Deferred.Deferred<void> | undefined } = {}
+) =>
   Subscription.stream({
     consumerId: consumer.id,
     channels: consumer.channels,
     startFrom: consumer.startFrom,
     skipPlayback: options.skipPlayback,
-    pageSize: options.pageSize
+    pageSize: options.pageSize,
+    subscribed: options.subscribed
   }).pipe(
     Stream.interruptWhen(Deferred.await(stop)),
     Stream.mapEffect(
@@ -175,8 +180,9 @@ export const runUntil = <R>(consumer: Consumer<R>, stop: Deferred.Deferred<void>
 
 /**
  * Runs a consumer as a supervised fiber in the layer's scope: when its database work fails it
- * restarts from its saved position after a backoff, without touching other consumers. Closing
- * the scope stops it gracefully (bounded by the service's `shutdownTimeout`).
+ * restarts from its saved position after a backoff, without touching other consumers. The
+ * layer is built once the consumer listens on its channels. Closing the scope stops it
+ * gracefully (bounded by the service's `shutdownTimeout`).
  *
  * @since 0.1.0
  * @category layers
@@ -185,7 +191,8 @@ export const layer = <R>(consumer: Consumer<R>, options: RunOptions = {}): Layer
   Layer.scopedDiscard(Effect.gen(function*() {
     const { settings } = yield* PgWatch
     const stop = yield* Deferred.make<void>()
-    const supervised = runUntil(consumer, stop, options).pipe(
+    const subscribed = yield* Deferred.make<void>()
+    const supervised = runUntil(consumer, stop, { ...options, subscribed }).pipe(
       Effect.tapErrorCause((cause) =>
         Effect.logError(`pgwatch: consumer ${consumer.id} stopped on an error; restarting`, Cause.squash(cause))
       ),
@@ -193,6 +200,8 @@ export const layer = <R>(consumer: Consumer<R>, options: RunOptions = {}): Layer
       Effect.annotateLogs("consumer", consumer.id)
     )
     const fiber = yield* Effect.forkScoped(supervised)
+    // The layer is ready once the consumer listens: anything written after that is live.
+    yield* Deferred.await(subscribed).pipe(Effect.timeout(settings.shutdownTimeout), Effect.ignore)
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         yield* Deferred.succeed(stop, undefined)

@@ -157,6 +157,9 @@ export const make = (options: Options = {}) =>
       reconnectDelay: settings.reconnectDelay,
       maxReconnectDelay: settings.maxReconnectDelay
     })
+    // Consumers started right after this layer then LISTEN at once instead of racing the
+    // connection; a database that refuses it does not hold up start-up (they poll meanwhile).
+    yield* listener.firstAttempt
     return { settings, sql, listener } satisfies PgWatch
   })
 

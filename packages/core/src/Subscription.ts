@@ -6,6 +6,7 @@
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -36,6 +37,8 @@ export interface Options {
   readonly skipPlayback?: boolean | undefined
   /** Rows per query; defaults to the service's `pageSize`. */
   readonly pageSize?: number | undefined
+  /** Completed once the stream listens on its channels: what is written after is live. */
+  readonly subscribed?: Deferred.Deferred<void> | undefined
 }
 
 /**
@@ -63,7 +66,8 @@ export const stream = (options: Options): Stream.Stream<Delivery, SqlError | PgW
       start,
       pageSize: options.pageSize ?? watch.settings.pageSize,
       pollInterval: watch.settings.pollInterval,
-      listener: watch.listener
+      listener: watch.listener,
+      subscribed: options.subscribed
     })
   }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (watch) => watch.sql)))).pipe(
     Stream.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (watch) => watch.sql))

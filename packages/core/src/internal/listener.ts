@@ -31,6 +31,8 @@ export interface ListenerOptions {
 }
 
 export interface Listener {
+  /** Completes once the first connection attempt has succeeded or failed. */
+  readonly firstAttempt: Effect.Effect<void>
   /** Listens on the channels for as long as the scope is open. */
   readonly subscribe: (channels: ReadonlyArray<string>) => Effect.Effect<Queue.Dequeue<ListenerEvent>, never, Scope.Scope>
 }
@@ -65,6 +67,7 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
     // LISTEN/UNLISTEN and (re)connection take turns, so a subscriber is never half-registered.
     const lock = yield* Effect.makeSemaphore(1)
     const incoming = yield* Queue.unbounded<Pg.Notification>()
+    const firstAttempt = yield* Deferred.make<void>()
 
     const broadcast = (event: ListenerEvent) =>
       Effect.forEach(subscribers, (s) => Queue.offer(s.events, event), { discard: true })
@@ -107,6 +110,7 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
         yield* Ref.set(current, connection)
         yield* broadcast({ _tag: "Listening", pid: connection.pid })
       }))
+      yield* Deferred.succeed(firstAttempt, undefined)
       const check = run(connection, "SELECT pg_listening_channels()").pipe(
         Effect.timeoutFail({
           duration: options.healthCheckTimeout,
@@ -124,6 +128,7 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
       let failures = 0
       for (;;) {
         const exit = yield* Effect.exit(serve)
+        yield* Deferred.succeed(firstAttempt, undefined)
         const established = (yield* Ref.getAndSet(current, undefined)) !== undefined
         failures = established ? 1 : failures + 1
         const reason = exit._tag === "Failure" ? Cause.pretty(exit.cause) : "closed"
@@ -184,7 +189,7 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
           }))
       ).pipe(Effect.map((subscriber) => subscriber.events))
 
-    return { subscribe } satisfies Listener
+    return { firstAttempt: Deferred.await(firstAttempt), subscribe } satisfies Listener
   })
 
 /** Exponential backoff from `reconnectDelay`, capped, with ±20% jitter. */

@@ -2,6 +2,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -29,6 +30,8 @@ export interface ReaderOptions {
   /** The longest a caught-up reader waits without a wake-up before it looks again. */
   readonly pollInterval: Duration.Duration
   readonly listener: Listener
+  /** Completed once the channels are subscribed (LISTENed, if the connection is up). */
+  readonly subscribed?: Deferred.Deferred<void> | undefined
 }
 
 interface LogRow {
@@ -70,6 +73,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     const sql = yield* SqlClient.SqlClient
     const schema = sql(options.schema)
     const events = yield* options.listener.subscribe(options.channels)
+    if (options.subscribed !== undefined) yield* Deferred.succeed(options.subscribed, undefined)
 
     let cursor = options.start
     let replaying = true
