@@ -122,8 +122,10 @@ END
 $$;
 
 -- One page of what became visible to a reader since `done`, up to `batch`, after the
--- position (after_xid, after_id), in (xid, id) order. Rows of `done` are either visible in it
--- (already read) or belong to its in-progress list (part a) or started after it (part b).
+-- position (after_xid, after_id), in (xid, id) order. A row not visible in `done` either
+-- belongs to a transaction in progress at `done` (part a: looked up by xid) or to one that
+-- started after it (part b: an index range from xmax(done)). Each part gives the index a
+-- single lower bound, so a scan starts where it should.
 CREATE FUNCTION :PGWATCH_SCHEMA.read_page(
   channels text[], done pg_snapshot, batch pg_snapshot,
   after_xid xid8, after_id bigint, page_size integer
@@ -135,20 +137,26 @@ AS $$
   FROM unnest(channels) AS c(name)
   CROSS JOIN LATERAL (
     (SELECT l.id, l.channel, l.payload, l.created_at, l.xid
-       FROM :PGWATCH_SCHEMA.notification_log l
-      WHERE l.channel = c.name
-        AND l.xid = ANY (ARRAY(SELECT pg_snapshot_xip(done)))
-        AND (l.xid, l.id) > (after_xid, after_id)
-        AND pg_visible_in_snapshot(l.xid, batch)
+       FROM pg_snapshot_xip(done) AS x(xid)
+       CROSS JOIN LATERAL (
+         SELECT * FROM :PGWATCH_SCHEMA.notification_log l
+          WHERE l.channel = c.name AND l.xid = x.xid
+            AND l.id > CASE WHEN x.xid = after_xid THEN after_id ELSE 0 END
+            AND pg_visible_in_snapshot(l.xid, batch)
+          ORDER BY l.xid, l.id
+          LIMIT page_size
+       ) AS l
+      WHERE x.xid >= after_xid
       ORDER BY l.xid, l.id
       LIMIT page_size)
     UNION ALL
     (SELECT l.id, l.channel, l.payload, l.created_at, l.xid
        FROM :PGWATCH_SCHEMA.notification_log l
       WHERE l.channel = c.name
-        AND l.xid >= pg_snapshot_xmax(done)
+        AND (l.xid, l.id) > (
+          CASE WHEN after_xid >= pg_snapshot_xmax(done) THEN after_xid ELSE pg_snapshot_xmax(done) END,
+          CASE WHEN after_xid >= pg_snapshot_xmax(done) THEN after_id ELSE 0 END)
         AND l.xid < pg_snapshot_xmax(batch)
-        AND (l.xid, l.id) > (after_xid, after_id)
         AND pg_visible_in_snapshot(l.xid, batch)
       ORDER BY l.xid, l.id
       LIMIT page_size)

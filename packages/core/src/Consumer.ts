@@ -7,12 +7,14 @@ import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Chunk from "effect/Chunk"
 import * as Layer from "effect/Layer"
 import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { StartFrom } from "./internal/cursor.js"
+import * as Committer from "./internal/committer.js"
 import * as Handling from "./internal/handling.js"
 import type { Notification } from "./Notification.js"
 import { PgWatch } from "./PgWatch.js"
@@ -125,9 +127,12 @@ export interface RunOptions {
   readonly pageSize?: number | undefined
 }
 
-const recordDeadLetter = (consumerId: string, delivery: Subscription.Delivery, outcome: Handling.Outcome) =>
+const recordDeadLetter = (
+  consumerId: string,
+  delivery: Subscription.Delivery,
+  outcome: Extract<Handling.Outcome, { readonly _tag: "DeadLettered" }>
+) =>
   Effect.gen(function*() {
-    if (outcome._tag !== "DeadLettered") return
     const { settings, sql } = yield* PgWatch
     const schema = sql(settings.schema)
     yield* Effect.logWarning(
@@ -144,9 +149,10 @@ const recordDeadLetter = (consumerId: string, delivery: Subscription.Delivery, o
   }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (w) => w.sql)))
 
 /**
- * Runs a consumer until `stop` completes: plays back, follows live, handles (with retries and
- * dead letters) and commits progress once per group of handled notifications. On `stop` it
- * takes no new work, lets in-flight handlers finish, commits, and returns.
+ * Runs a consumer until `stop` completes: plays back, follows live, handles each page (up to
+ * `concurrency` handlers at once, with retries and dead letters) and saves progress behind
+ * the handlers. On `stop` it takes no new work, lets in-flight handlers finish, saves, and
+ * returns.
  *
  * @since 0.1.0
  * @category running
@@ -156,27 +162,38 @@ export const runUntil = <R>(
   stop: Deferred.Deferred<void>,
   options: RunOptions & { readonly subscribed?: Deferred.Deferred<void> | undefined } = {}
 ) =>
-  Subscription.stream({
-    consumerId: consumer.id,
-    channels: consumer.channels,
-    startFrom: consumer.startFrom,
-    skipPlayback: options.skipPlayback,
-    pageSize: options.pageSize,
-    subscribed: options.subscribed
-  }).pipe(
-    Stream.interruptWhen(Deferred.await(stop)),
-    Stream.mapEffect(
-      (delivery) =>
-        Handling.process(consumer, delivery).pipe(
-          Effect.tap((outcome) => recordDeadLetter(consumer.id, delivery, outcome)),
-          Effect.as(delivery)
-        ),
-      { concurrency: consumer.concurrency }
-    ),
-    Stream.groupedWithin(512, "50 millis"),
-    Stream.mapEffect((group) => Subscription.commit(consumer.id, group)),
-    Stream.runDrain
-  )
+  Effect.gen(function*() {
+    const { settings, sql } = yield* PgWatch
+    const handle = Handling.processor(consumer)
+    const committer = yield* Committer.make(settings.schema, consumer.id).pipe(
+      Effect.provideService(SqlClient.SqlClient, sql)
+    )
+    const handleChunk = (deliveries: Chunk.Chunk<Subscription.Delivery>) =>
+      Effect.forEach(
+        deliveries,
+        (delivery) =>
+          Effect.flatMap(handle(delivery), (outcome) =>
+            outcome._tag === "DeadLettered" ? recordDeadLetter(consumer.id, delivery, outcome) : Effect.void),
+        { concurrency: consumer.concurrency, discard: true }
+      ).pipe(Effect.zipRight(committer.record(deliveries)))
+
+    const consume = Subscription.stream({
+      consumerId: consumer.id,
+      channels: consumer.channels,
+      startFrom: consumer.startFrom,
+      skipPlayback: options.skipPlayback,
+      pageSize: options.pageSize,
+      subscribed: options.subscribed
+    }).pipe(
+      Stream.interruptWhen(Deferred.await(stop)),
+      // Read the next page while this one is being handled.
+      Stream.bufferChunks({ capacity: 1 }),
+      Stream.mapChunksEffect((deliveries) => Effect.as(handleChunk(deliveries), Chunk.empty<never>())),
+      Stream.runDrain
+    )
+    yield* Effect.raceFirst(consume, committer.failure)
+    yield* committer.flush
+  }).pipe(Effect.scoped)
 
 /**
  * Runs a consumer as a supervised fiber in the layer's scope: when its database work fails it

@@ -59,9 +59,10 @@ export const run = <R>(consumer: Consumer<R>, inputs: Iterable<Input>): Effect.E
       createdAt: input.createdAt ?? new Date(now),
       isReplay: input.isReplay ?? false
     }))
+    const handle = Handling.processor(consumer)
     return yield* Effect.forEach(
       notifications,
-      (notification) => Effect.map(Handling.process(consumer, notification), (outcome) => ({ notification, outcome })),
+      (notification) => Effect.map(handle(notification), (outcome) => ({ notification, outcome })),
       { concurrency: consumer.concurrency }
     )
   })

@@ -8,7 +8,6 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Channel from "./Channel.js"
 import * as Cursor from "./internal/cursor.js"
@@ -81,20 +80,7 @@ export const stream = (options: Options): Stream.Stream<Delivery, SqlError | PgW
  * @category streams
  */
 export const commit = (consumerId: string, deliveries: Iterable<Delivery>): Effect.Effect<void, SqlError, PgWatch> =>
-  Effect.gen(function*() {
-    const watch = yield* PgWatch
-    let cursor = Option.none<Cursor.Cursor>()
-    let lastLogId = Option.none<bigint>()
-    let handled = 0
-    const redelivered: Array<bigint> = []
-    for (const delivery of deliveries) {
-      handled += 1
-      lastLogId = Option.some(delivery.id)
-      if (Option.isSome(delivery.cursor)) cursor = delivery.cursor
-      if (Option.isSome(delivery.redelivery)) redelivered.push(delivery.redelivery.value.logId)
-    }
-    if (handled === 0) return
-    yield* Cursor.save(watch.settings.schema, consumerId, { cursor, handled, lastLogId, redelivered }).pipe(
+  Effect.flatMap(PgWatch, (watch) =>
+    Cursor.save(watch.settings.schema, consumerId, Cursor.advance(Cursor.noProgress, deliveries)).pipe(
       Effect.provideService(SqlClient.SqlClient, watch.sql)
-    )
-  })
+    ))

@@ -67,27 +67,52 @@ export interface Progress {
   readonly redelivered: ReadonlyArray<bigint>
 }
 
-/** Saves progress in one transaction: written once per group of notifications, not per row. */
+export const noProgress: Progress = { cursor: Option.none(), handled: 0, lastLogId: Option.none(), redelivered: [] }
+
+/** Progress after also handling these deliveries, given in stream order. */
+export const advance = (
+  progress: Progress,
+  deliveries: Iterable<{
+    readonly id: bigint
+    readonly cursor: Option.Option<Cursor>
+    readonly redelivery: Option.Option<{ readonly logId: bigint }>
+  }>
+): Progress => {
+  let { cursor, handled, lastLogId } = progress
+  const redelivered = [...progress.redelivered]
+  for (const delivery of deliveries) {
+    handled += 1
+    lastLogId = Option.some(delivery.id)
+    if (Option.isSome(delivery.cursor)) cursor = delivery.cursor
+    if (Option.isSome(delivery.redelivery)) redelivered.push(delivery.redelivery.value.logId)
+  }
+  return { cursor, handled, lastLogId, redelivered }
+}
+
+/**
+ * Saves progress in one statement, written once per group of notifications, not per row. It
+ * commits without waiting for the WAL flush: losing it in a server crash only means handling
+ * those notifications again, which at-least-once delivery allows anyway.
+ */
 export const save = (schema: string, consumerId: string, progress: Progress): Effect.Effect<void, SqlError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
+    if (progress.handled === 0) return
     const sql = yield* SqlClient.SqlClient
-    const lastLogId = Option.getOrNull(Option.map(progress.lastLogId, String))
-    const update = Option.match(progress.cursor, {
-      onNone: () =>
-        sql`UPDATE ${sql(schema)}.consumer SET handled = handled + ${progress.handled},
-              last_log_id = coalesce(${lastLogId}::bigint, last_log_id), updated_at = now()
-            WHERE id = ${consumerId}`,
-      onSome: (cursor) =>
-        sql`UPDATE ${sql(schema)}.consumer
-               SET done = ${cursor.done}::pg_snapshot, batch = ${cursor.batch}::pg_snapshot,
-                   after_xid = ${cursor.afterXid}::xid8, after_id = ${cursor.afterId}::bigint,
-                   handled = handled + ${progress.handled},
-                   last_log_id = coalesce(${lastLogId}::bigint, last_log_id), updated_at = now()
-             WHERE id = ${consumerId}`
-    })
-    const redelivered = progress.redelivered.map(String)
-    yield* redelivered.length === 0 ? update : sql.withTransaction(Effect.zipRight(
-      update,
-      sql`DELETE FROM ${sql(schema)}.redelivery WHERE consumer_id = ${consumerId} AND log_id = ANY(${redelivered}::bigint[])`
-    ))
+    const cursor = Option.getOrNull(progress.cursor)
+    yield* sql`
+      WITH async AS (SELECT set_config('synchronous_commit', 'off', true)),
+      cleared AS (
+        DELETE FROM ${sql(schema)}.redelivery
+         WHERE consumer_id = ${consumerId} AND log_id = ANY(${progress.redelivered.map(String)}::bigint[])
+      )
+      UPDATE ${sql(schema)}.consumer
+         SET done = coalesce(${cursor?.done ?? null}::pg_snapshot, done),
+             batch = CASE WHEN ${cursor !== null} THEN ${cursor?.batch ?? null}::pg_snapshot ELSE batch END,
+             after_xid = coalesce(${cursor?.afterXid ?? null}::xid8, after_xid),
+             after_id = coalesce(${cursor?.afterId ?? null}::bigint, after_id),
+             handled = handled + ${progress.handled},
+             last_log_id = coalesce(${Option.getOrNull(Option.map(progress.lastLogId, String))}::bigint, last_log_id),
+             updated_at = now()
+        FROM async
+       WHERE id = ${consumerId}`
   })
