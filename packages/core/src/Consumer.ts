@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Chunk from "effect/Chunk"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -76,6 +77,44 @@ export interface Options<A, I, R> {
   readonly retry?: Schedule.Schedule<unknown, HandlerError> | undefined
   readonly startFrom?: StartFrom | undefined
 }
+
+/**
+ * Notifications handled, by consumer (tag `consumer`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const handledTotal = Metric.counter("pgwatch_handled_total", { description: "notifications handled" })
+
+/**
+ * Handler attempts that failed and will be retried, by consumer.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const retriedTotal = Metric.counter("pgwatch_retried_total", {
+  description: "handler attempts that will be retried"
+})
+
+/**
+ * Notifications given up on (dead-lettered), by consumer.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const deadLetteredTotal = Metric.counter("pgwatch_dead_lettered_total", {
+  description: "notifications given up on"
+})
+
+/**
+ * Age of the last notification when its handler started, in seconds, by consumer.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lagSeconds = Metric.gauge("pgwatch_lag_seconds", {
+  description: "age of the last handled notification when its handler started"
+})
 
 /**
  * The default retry policy: exponential from 200 ms, jittered, delays capped at 30 s, at most

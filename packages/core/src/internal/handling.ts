@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
 import type { Consumer, HandlerError } from "../Consumer.js"
-import { Retryable } from "../Consumer.js"
+import { deadLetteredTotal, handledTotal, lagSeconds, Retryable, retriedTotal } from "../Consumer.js"
 import type { Notification } from "../Notification.js"
 
 /** Why a notification was given up on. */
@@ -18,13 +18,6 @@ export type Outcome =
     readonly error: string
     readonly attempts: number
   }
-
-const handledTotal = Metric.counter("pgwatch_handled_total", { description: "notifications handled" })
-const retriedTotal = Metric.counter("pgwatch_retried_total", { description: "handler attempts that will be retried" })
-const deadLetteredTotal = Metric.counter("pgwatch_dead_lettered_total", { description: "notifications given up on" })
-const lagSeconds = Metric.gauge("pgwatch_lag_seconds", {
-  description: "age of the last handled notification when its handler started"
-})
 
 const describe = (error: HandlerError): string => {
   const cause = error.cause
