@@ -18,7 +18,8 @@ import type { StartFrom } from "./internal/cursor.js"
 import * as Committer from "./internal/committer.js"
 import * as Handling from "./internal/handling.js"
 import type { Notification } from "./Notification.js"
-import { PgWatch } from "./PgWatch.js"
+import { defaults, PgWatch } from "./PgWatch.js"
+import type { RetryPolicy } from "./PgWatch.js"
 import * as Subscription from "./Subscription.js"
 
 /**
@@ -56,7 +57,8 @@ export interface Consumer<R = never> {
   readonly channels: ReadonlyArray<string>
   /** Handlers running at once; results are committed in log order. Default 1. */
   readonly concurrency: number
-  readonly retry: Schedule.Schedule<unknown, HandlerError>
+  /** Its own retry schedule; without one, the service's `retry` policy applies. */
+  readonly retry: Schedule.Schedule<unknown, HandlerError> | undefined
   readonly startFrom: StartFrom
   /** Turns a raw payload into the handler's input, or says why it cannot. */
   readonly decode: (payload: unknown) => Effect.Effect<unknown, string>
@@ -117,18 +119,27 @@ export const lagSeconds = Metric.gauge("pgwatch_lag_seconds", {
 })
 
 /**
- * The default retry policy: exponential from 200 ms, jittered, delays capped at 30 s, at most
- * 8 retries (about a minute), after which the notification is dead-lettered.
+ * The retry schedule for a policy: exponential from `baseDelay`, jittered, each delay capped at
+ * `maxDelay`, at most `maxRetries` retries; then the notification is dead-lettered.
  *
  * @since 0.1.0
- * @category defaults
+ * @category retries
  */
-export const defaultRetry: Schedule.Schedule<unknown, HandlerError> = Schedule.exponential("200 millis").pipe(
-  Schedule.jittered,
-  Schedule.union(Schedule.spaced("30 seconds")),
-  Schedule.intersect(Schedule.recurs(8)),
-  Schedule.asVoid
-)
+export const retrySchedule = (policy: RetryPolicy): Schedule.Schedule<unknown, HandlerError> =>
+  Schedule.exponential(policy.baseDelay).pipe(
+    Schedule.jittered,
+    Schedule.union(Schedule.spaced(policy.maxDelay)),
+    Schedule.intersect(Schedule.recurs(policy.maxRetries)),
+    Schedule.asVoid
+  )
+
+/**
+ * The default retry schedule: from 200 ms, capped at 30 s, 8 retries (about a minute).
+ *
+ * @since 0.1.0
+ * @category retries
+ */
+export const defaultRetry: Schedule.Schedule<unknown, HandlerError> = retrySchedule(defaults.retry)
 
 /**
  * Declares a consumer.
@@ -147,7 +158,7 @@ export const make = <A = unknown, I = A, R = never>(options: Options<A, I, R>): 
     id: options.id,
     channels: options.channels,
     concurrency: options.concurrency ?? 1,
-    retry: options.retry ?? defaultRetry,
+    retry: options.retry,
     startFrom: options.startFrom ?? "beginning",
     decode,
     handle: options.handle as Consumer<R>["handle"]
@@ -203,7 +214,7 @@ export const runUntil = <R>(
 ) =>
   Effect.gen(function*() {
     const { settings, sql } = yield* PgWatch
-    const handle = Handling.processor(consumer)
+    const handle = Handling.processor(consumer, retrySchedule(settings.retry))
     const committer = yield* Committer.make(settings.schema, consumer.id).pipe(
       Effect.provideService(SqlClient.SqlClient, sql)
     )

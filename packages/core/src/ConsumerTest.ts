@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import type { Consumer } from "./Consumer.js"
+import { type Consumer, defaultRetry } from "./Consumer.js"
 import * as Handling from "./internal/handling.js"
 import type { Notification } from "./Notification.js"
 
@@ -44,7 +44,8 @@ export interface Input {
 
 /**
  * Runs the consumer's handler over the inputs exactly as the runtime would (schema decoding,
- * retries on its schedule, dead-letter decisions, its concurrency), in order.
+ * retries on its schedule, or the default one, dead-letter decisions, its concurrency), in
+ * order.
  *
  * @since 0.1.0
  * @category running
@@ -59,7 +60,7 @@ export const run = <R>(consumer: Consumer<R>, inputs: Iterable<Input>): Effect.E
       createdAt: input.createdAt ?? new Date(now),
       isReplay: input.isReplay ?? false
     }))
-    const handle = Handling.processor(consumer)
+    const handle = Handling.processor(consumer, defaultRetry)
     return yield* Effect.forEach(
       notifications,
       (notification) => Effect.map(handle(notification), (outcome) => ({ notification, outcome })),

@@ -42,13 +42,33 @@ export interface Settings {
   readonly maxReconnectDelay: Duration.Duration
   /** How long a stopping consumer may spend finishing its in-flight handlers. */
   readonly shutdownTimeout: Duration.Duration
+  /** Retries for consumers that do not bring their own schedule. */
+  readonly retry: RetryPolicy
+}
+
+/**
+ * How a failed handler is retried: exponential from `baseDelay`, jittered, each delay capped
+ * at `maxDelay`, at most `maxRetries` times before the notification is dead-lettered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RetryPolicy {
+  readonly baseDelay: Duration.Duration
+  readonly maxDelay: Duration.Duration
+  readonly maxRetries: number
 }
 
 /**
  * @since 0.1.0
  * @category models
  */
-export interface Options extends Partial<Omit<Settings, `${string}Interval` | `${string}Timeout` | `${string}Delay`>> {
+export interface Options extends Partial<Omit<Settings, `${string}Interval` | `${string}Timeout` | `${string}Delay` | "retry">> {
+  readonly retry?: {
+    readonly baseDelay?: Duration.DurationInput | undefined
+    readonly maxDelay?: Duration.DurationInput | undefined
+    readonly maxRetries?: number | undefined
+  } | undefined
   readonly pollInterval?: Duration.DurationInput | undefined
   readonly healthCheckInterval?: Duration.DurationInput | undefined
   readonly healthCheckTimeout?: Duration.DurationInput | undefined
@@ -73,7 +93,8 @@ export const defaults: Settings = {
   healthCheckTimeout: Duration.seconds(5),
   reconnectDelay: Duration.millis(500),
   maxReconnectDelay: Duration.seconds(30),
-  shutdownTimeout: Duration.seconds(10)
+  shutdownTimeout: Duration.seconds(10),
+  retry: { baseDelay: Duration.millis(200), maxDelay: Duration.seconds(30), maxRetries: 8 }
 }
 
 /**
@@ -95,7 +116,13 @@ export interface PgWatch {
  */
 export const PgWatch: Context.Tag<PgWatch, PgWatch> = Context.GenericTag<PgWatch>("@pgwatch/PgWatch")
 
-const resolve = (options: Options): Effect.Effect<Settings, PgWatchError> => {
+/**
+ * Settings from options, with defaults filled in and values checked.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolve = (options: Options): Effect.Effect<Settings, PgWatchError> => {
   const settings: Settings = {
     schema: options.schema ?? defaults.schema,
     pageSize: options.pageSize ?? defaults.pageSize,
@@ -104,7 +131,12 @@ const resolve = (options: Options): Effect.Effect<Settings, PgWatchError> => {
     healthCheckTimeout: Duration.decode(options.healthCheckTimeout ?? defaults.healthCheckTimeout),
     reconnectDelay: Duration.decode(options.reconnectDelay ?? defaults.reconnectDelay),
     maxReconnectDelay: Duration.decode(options.maxReconnectDelay ?? defaults.maxReconnectDelay),
-    shutdownTimeout: Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout)
+    shutdownTimeout: Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout),
+    retry: {
+      baseDelay: Duration.decode(options.retry?.baseDelay ?? defaults.retry.baseDelay),
+      maxDelay: Duration.decode(options.retry?.maxDelay ?? defaults.retry.maxDelay),
+      maxRetries: options.retry?.maxRetries ?? defaults.retry.maxRetries
+    }
   }
   if (!SqlFiles.SCHEMA_NAME.test(settings.schema)) {
     return Effect.fail(new PgWatchError({
@@ -114,6 +146,9 @@ const resolve = (options: Options): Effect.Effect<Settings, PgWatchError> => {
   }
   if (!Number.isInteger(settings.pageSize) || settings.pageSize < 1) {
     return Effect.fail(new PgWatchError({ reason: "Config", message: `page size must be a positive integer, got ${settings.pageSize}` }))
+  }
+  if (!Number.isInteger(settings.retry.maxRetries) || settings.retry.maxRetries < 0) {
+    return Effect.fail(new PgWatchError({ reason: "Config", message: `max retries must be a whole number, got ${settings.retry.maxRetries}` }))
   }
   return Effect.succeed(settings)
 }
@@ -184,7 +219,8 @@ export const layer = (options: Options = {}): Layer.Layer<PgWatch, PgWatchError 
 /**
  * Settings from the environment: `PGWATCH_SCHEMA`, `PGWATCH_PAGE_SIZE`, `PGWATCH_POLL_INTERVAL`
  * (a duration such as `5 seconds`), `PGWATCH_HEALTH_CHECK_INTERVAL`, `PGWATCH_HEALTH_CHECK_TIMEOUT`,
- * `PGWATCH_RECONNECT_DELAY`, `PGWATCH_SHUTDOWN_TIMEOUT`; each optional.
+ * `PGWATCH_RECONNECT_DELAY`, `PGWATCH_SHUTDOWN_TIMEOUT`, `PGWATCH_RETRY_BASE_DELAY`,
+ * `PGWATCH_RETRY_MAX_DELAY`, `PGWATCH_MAX_RETRIES`; each optional.
  *
  * @since 0.1.0
  * @category config
@@ -198,7 +234,12 @@ export const config: Config.Config<Options> = Config.all({
   ),
   healthCheckTimeout: Config.duration("PGWATCH_HEALTH_CHECK_TIMEOUT").pipe(Config.withDefault(defaults.healthCheckTimeout)),
   reconnectDelay: Config.duration("PGWATCH_RECONNECT_DELAY").pipe(Config.withDefault(defaults.reconnectDelay)),
-  shutdownTimeout: Config.duration("PGWATCH_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(defaults.shutdownTimeout))
+  shutdownTimeout: Config.duration("PGWATCH_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(defaults.shutdownTimeout)),
+  retry: Config.all({
+    baseDelay: Config.duration("PGWATCH_RETRY_BASE_DELAY").pipe(Config.withDefault(defaults.retry.baseDelay)),
+    maxDelay: Config.duration("PGWATCH_RETRY_MAX_DELAY").pipe(Config.withDefault(defaults.retry.maxDelay)),
+    maxRetries: Config.integer("PGWATCH_MAX_RETRIES").pipe(Config.withDefault(defaults.retry.maxRetries))
+  })
 })
 
 /**

@@ -2,6 +2,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
+import type * as Schedule from "effect/Schedule"
 import type { Consumer, HandlerError } from "../Consumer.js"
 import { deadLetteredTotal, handledTotal, lagSeconds, Retryable, retriedTotal } from "../Consumer.js"
 import type { Notification } from "../Notification.js"
@@ -35,7 +36,8 @@ const describe = (error: HandlerError): string => {
  * The first attempt runs on its own; the retry machinery is only built when it fails, since
  * that is the rare case and playback calls this once per row.
  */
-export const processor = <R>(consumer: Consumer<R>) => {
+export const processor = <R>(consumer: Consumer<R>, fallbackRetry: Schedule.Schedule<unknown, HandlerError>) => {
+  const retry = consumer.retry ?? fallbackRetry
   const handled = Metric.tagged(handledTotal, "consumer", consumer.id)
   const retried = Metric.tagged(retriedTotal, "consumer", consumer.id)
   const deadLettered = Metric.tagged(deadLetteredTotal, "consumer", consumer.id)
@@ -80,7 +82,7 @@ export const processor = <R>(consumer: Consumer<R>) => {
         let seen = false
         const again = Effect.suspend(() => seen ? attempt : ((seen = true), Effect.fail(first.left)))
         result = yield* Effect.either(
-          Effect.retry(again, { schedule: consumer.retry, while: (error) => error._tag === "Retryable" })
+          Effect.retry(again, { schedule: retry, while: (error) => error._tag === "Retryable" })
         )
       }
       if (Either.isRight(result)) {
