@@ -1,0 +1,118 @@
+/**
+ * PostgreSQL's own floor: the same inserts done by a bare `pg` client with nothing on top, and
+ * the plainest possible reader (`id > last`, one page at a time). No stored progress, no gap
+ * safety (a row that commits after a higher id is skipped), no retries: it shows what the
+ * database costs, not a usable system.
+ */
+import type * as Pg from "pg"
+import { sleep } from "../clock.js"
+import { connect, createdAtBySeq, withClient } from "../pg.js"
+import type { Consumers, OnHandled, Producer, System, Topic } from "../system.js"
+
+const PAGE_SIZE = 1000
+/** How often a caught-up reader without NOTIFY looks again. */
+const POLL_MS = 1
+/** How long a caught-up reader with NOTIFY waits before looking anyway. */
+const SAFETY_POLL_MS = 1000
+
+const INSERT = "INSERT INTO bench_log (channel, payload) VALUES ($1, $2::jsonb)"
+const INSERT_AND_NOTIFY = `
+  WITH row AS (INSERT INTO bench_log (channel, payload) VALUES ($1, $2::jsonb) RETURNING id)
+  SELECT pg_notify($1, '') FROM row`
+const INSERT_MANY = "INSERT INTO bench_log (channel, payload) SELECT $1, p FROM unnest($2::jsonb[]) AS p"
+const INSERT_MANY_AND_NOTIFY = `
+  WITH rows AS (INSERT INTO bench_log (channel, payload) SELECT $1, p FROM unnest($2::jsonb[]) AS p RETURNING id)
+  SELECT pg_notify($1, '') WHERE EXISTS (SELECT 1 FROM rows)`
+
+const quoteIdent = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
+
+/** One reader: pages through the channel by id, then polls (or waits for a NOTIFY). */
+const read = (client: Pg.Client, topic: Topic, index: number, wake: boolean, onHandled: OnHandled) => {
+  let stopped = false
+  let woken = false
+  let wakeUp: (() => void) | undefined
+  client.on("notification", () => {
+    woken = true
+    wakeUp?.()
+  })
+  const waitForWake = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      wakeUp = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    }).finally(() => (wakeUp = undefined))
+
+  const loop = (async () => {
+    if (wake) await client.query(`LISTEN ${quoteIdent(topic.name)}`)
+    let last = "0"
+    while (!stopped) {
+      woken = false
+      const { rows } = await client.query<{ id: string; payload: unknown }>(
+        // Ordered by the bigint column: `ORDER BY id` would sort the text output column.
+        "SELECT l.id::text AS id, l.payload FROM bench_log l WHERE l.channel = $1 AND l.id > $2::bigint ORDER BY l.id LIMIT $3",
+        [topic.name, last, PAGE_SIZE]
+      )
+      for (const row of rows) onHandled(index, row.payload)
+      if (rows.length > 0) last = rows[rows.length - 1]!.id
+      if (rows.length === PAGE_SIZE || stopped) continue
+      if (!wake) await sleep(POLL_MS)
+      else if (!woken) await waitForWake(SAFETY_POLL_MS)
+    }
+  })()
+  return async () => {
+    stopped = true
+    wakeUp?.()
+    await loop.catch(() => undefined)
+    await client.end().catch(() => undefined)
+  }
+}
+
+export const make = (wake: boolean): System => ({
+  name: wake ? "floor+notify" : "floor",
+  label: wake ? "floor: INSERT + pg_notify (bare pg)" : "floor: INSERT only (bare pg)",
+  skipsLateCommits: true,
+  notes: wake
+    ? "Bare `pg`: one statement inserts the row and calls pg_notify in the same transaction; readers LISTEN and page by id. No progress, no gap safety."
+    : "Bare `pg`: one INSERT per transaction; readers poll every 1 ms when caught up and page by id. No NOTIFY, no progress, no gap safety.",
+  setup: (url) =>
+    withClient(url, (client) =>
+      client.query(`CREATE TABLE bench_log (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        channel text NOT NULL,
+        payload jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now())`).then(() => undefined)
+    ),
+  prepare: async () => undefined,
+  producer: async (url, topic, connections): Promise<Producer> => {
+    const clients = await Promise.all(Array.from({ length: connections }, () => connect(url, "bench producer")))
+    const one = wake ? INSERT_AND_NOTIFY : INSERT
+    const many = wake ? INSERT_MANY_AND_NOTIFY : INSERT_MANY
+    return {
+      send: async (i, payload) => {
+        await clients[i]!.query(one, [topic.name, JSON.stringify(payload)])
+      },
+      sendBatch: async (i, payloads) => {
+        await clients[i]!.query(many, [topic.name, payloads.map((p) => JSON.stringify(p))])
+      },
+      close: async () => {
+        await Promise.all(clients.map((c) => c.end().catch(() => undefined)))
+      }
+    }
+  },
+  consume: async (url, topic, onHandled): Promise<Consumers> => {
+    const clients = await Promise.all(Array.from({ length: topic.consumers }, () => connect(url, "bench reader")))
+    const stops = clients.map((client, i) => read(client, topic, i, wake, onHandled))
+    return { stop: () => Promise.all(stops.map((stop) => stop())).then(() => undefined) }
+  },
+  createdAt: (url, topic) =>
+    withClient(url, async (client) => {
+      const { rows } = await client.query<{ seq: number; us: string }>(
+        `SELECT (payload->>'seq')::int AS seq, (extract(epoch FROM created_at) * 1e6)::bigint::text AS us
+           FROM bench_log WHERE channel = $1`,
+        [topic.name]
+      )
+      return createdAtBySeq(rows)
+    })
+})

@@ -1,0 +1,21 @@
+import type { System, SystemName } from "../system.js"
+
+/** Loaders for every system, in the order tables list them; a consumer child loads only its own. */
+const loaders: ReadonlyArray<readonly [SystemName, () => Promise<System>]> = [
+  ["pgwatch", () => import("./pgwatch.js").then((m) => m.system)],
+  ["graphile-worker", () => import("./graphileWorker.js").then((m) => m.system)],
+  ["pg-boss", () => import("./pgBoss.js").then((m) => m.system)],
+  ["floor", () => import("./floor.js").then((m) => m.make(false))],
+  ["floor+notify", () => import("./floor.js").then((m) => m.make(true))]
+]
+
+export const names: ReadonlyArray<SystemName> = loaders.map(([name]) => name)
+
+export const load = (name: string): Promise<System> => {
+  const loader = loaders.find(([known]) => known === name)?.[1]
+  if (loader === undefined) return Promise.reject(new Error(`unknown system "${name}"`))
+  return loader()
+}
+
+/** The systems that are products (the floors are not). */
+export const isPeer = (name: SystemName) => name !== "floor" && name !== "floor+notify"
