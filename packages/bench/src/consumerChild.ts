@@ -113,8 +113,10 @@ export const spawn = async (args: ChildArgs): Promise<ConsumerChild> => {
       const stopped = next(["stopped"], 20_000).catch(() => undefined)
       tell({ type: "stop" })
       const message = await stopped
-      if (!exited) child.kill("SIGKILL")
+      // Let it exit by itself (a --cpu-prof child writes its profile then), but not for ever.
+      const timer = setTimeout(() => child.kill("SIGKILL"), message === undefined ? 0 : 10_000)
       await exit
+      clearTimeout(timer)
       return message?.maxRssKb ?? Number.NaN
     }
   }
