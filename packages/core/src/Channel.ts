@@ -6,6 +6,8 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { PgWatchError } from "./PgWatchError.js"
 
+const VALID = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/
+
 /**
  * A channel name: an SQL identifier PostgreSQL accepts unquoted-style (a letter or `_`, then
  * letters, digits, `_` or `$`), at most 63 bytes. The log table checks the same rule.
@@ -14,7 +16,7 @@ import { PgWatchError } from "./PgWatchError.js"
  * @category schemas
  */
 export const ChannelName = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, {
+  Schema.pattern(VALID, {
     message: (issue) =>
       `invalid channel name ${JSON.stringify(issue.actual)}: start with a letter or _, then letters, digits, _ or $ (at most 63)`
   }),
@@ -34,7 +36,8 @@ export type ChannelName = typeof ChannelName.Type
  * @category constructors
  */
 export const validate = (name: string): Effect.Effect<ChannelName, PgWatchError> =>
-  Schema.decodeUnknown(ChannelName)(name).pipe(
+  // The plain test first (the same pattern as the schema's): producers call this on every send.
+  VALID.test(name) ? Effect.succeed(name as ChannelName) : Schema.decodeUnknown(ChannelName)(name).pipe(
     Effect.mapError((error) =>
       new PgWatchError({ reason: "InvalidChannel", message: ParseResult.TreeFormatter.formatErrorSync(error) })
     )

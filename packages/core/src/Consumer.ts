@@ -215,7 +215,7 @@ export const runUntil = <R>(
   Effect.gen(function*() {
     const { settings, sql } = yield* PgWatch
     const handle = Handling.processor(consumer, retrySchedule(settings.retry))
-    const committer = yield* Committer.make(settings.schema, consumer.id).pipe(
+    const committer = yield* Committer.make(settings.schema, consumer.id, settings.commitInterval).pipe(
       Effect.provideService(SqlClient.SqlClient, sql)
     )
     const handleChunk = (deliveries: Chunk.Chunk<Subscription.Delivery>) =>

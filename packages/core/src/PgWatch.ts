@@ -18,6 +18,7 @@ import * as Pg from "pg"
 import * as Channel from "./Channel.js"
 import * as Listener from "./internal/listener.js"
 import * as SqlFiles from "./internal/sqlFiles.js"
+import { withSpanIfTraced } from "./internal/tracing.js"
 import * as Migrator from "./Migrator.js"
 import { PgWatchError } from "./PgWatchError.js"
 
@@ -34,6 +35,10 @@ export interface Settings {
   readonly pageSize: number
   /** The longest a caught-up consumer waits without a wake-up before it looks at the log. */
   readonly pollInterval: Duration.Duration
+  /** While notifications keep coming, the pause between reads that lets them gather. */
+  readonly busyReadInterval: Duration.Duration
+  /** The shortest time between two writes of a consumer's progress. */
+  readonly commitInterval: Duration.Duration
   /** How often the listen connection is checked, and how long the check may take. */
   readonly healthCheckInterval: Duration.Duration
   readonly healthCheckTimeout: Duration.Duration
@@ -70,6 +75,8 @@ export interface Options extends Partial<Omit<Settings, `${string}Interval` | `$
     readonly maxRetries?: number | undefined
   } | undefined
   readonly pollInterval?: Duration.DurationInput | undefined
+  readonly busyReadInterval?: Duration.DurationInput | undefined
+  readonly commitInterval?: Duration.DurationInput | undefined
   readonly healthCheckInterval?: Duration.DurationInput | undefined
   readonly healthCheckTimeout?: Duration.DurationInput | undefined
   readonly reconnectDelay?: Duration.DurationInput | undefined
@@ -89,6 +96,8 @@ export const defaults: Settings = {
   schema: "pgwatch",
   pageSize: 1000,
   pollInterval: Duration.seconds(5),
+  busyReadInterval: Duration.millis(2),
+  commitInterval: Duration.millis(50),
   healthCheckInterval: Duration.seconds(10),
   healthCheckTimeout: Duration.seconds(5),
   reconnectDelay: Duration.millis(500),
@@ -127,6 +136,8 @@ export const resolve = (options: Options): Effect.Effect<Settings, PgWatchError>
     schema: options.schema ?? defaults.schema,
     pageSize: options.pageSize ?? defaults.pageSize,
     pollInterval: Duration.decode(options.pollInterval ?? defaults.pollInterval),
+    busyReadInterval: Duration.decode(options.busyReadInterval ?? defaults.busyReadInterval),
+    commitInterval: Duration.decode(options.commitInterval ?? defaults.commitInterval),
     healthCheckInterval: Duration.decode(options.healthCheckInterval ?? defaults.healthCheckInterval),
     healthCheckTimeout: Duration.decode(options.healthCheckTimeout ?? defaults.healthCheckTimeout),
     reconnectDelay: Duration.decode(options.reconnectDelay ?? defaults.reconnectDelay),
@@ -325,7 +336,7 @@ export const notify = <A, I = A>(
     const json = yield* encodePayload(payload, schema)
     const rows = yield* sql<{ id: string }>`SELECT ${sql(settings.schema)}.smart_notify(${name}, ${json}::jsonb)::text AS id`
     return BigInt(rows[0]!.id)
-  }).pipe(Effect.withSpan("PgWatch.notify", { attributes: { channel } }))
+  }).pipe(withSpanIfTraced("PgWatch.notify", { captureStackTrace: false, attributes: { channel } }))
 
 /**
  * Stores many notifications on one channel in one statement; returns their log ids in order.
@@ -346,4 +357,4 @@ export const notifyMany = <A, I = A>(
     const rows = yield* sql<{ id: string }>`
       SELECT id::text FROM ${sql(settings.schema)}.smart_notify_many(${name}, ${json}::jsonb[]) AS id`
     return rows.map((row) => BigInt(row.id))
-  }).pipe(Effect.withSpan("PgWatch.notifyMany", { attributes: { channel } }))
+  }).pipe(withSpanIfTraced("PgWatch.notifyMany", { captureStackTrace: false, attributes: { channel } }))

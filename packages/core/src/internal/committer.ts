@@ -1,5 +1,6 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
@@ -9,8 +10,8 @@ import type { Delivery } from "./reader.js"
 
 /**
  * Writes a consumer's progress behind its handlers: handled deliveries are recorded in memory
- * and a background fiber saves the newest position, one write at a time, coalescing whatever
- * was handled while the previous write was in flight. Handling never waits for a write.
+ * and a background fiber saves the newest position, at most one write per `interval`,
+ * coalescing whatever was handled meanwhile. Handling never waits for a write.
  */
 export interface Committer {
   /** Records deliveries handled, in stream order, and asks for a write. */
@@ -21,7 +22,11 @@ export interface Committer {
   readonly failure: Effect.Effect<never, SqlError>
 }
 
-export const make = (schema: string, consumerId: string): Effect.Effect<Committer, never, Scope.Scope | SqlClient.SqlClient> =>
+export const make = (
+  schema: string,
+  consumerId: string,
+  interval: Duration.Duration
+): Effect.Effect<Committer, never, Scope.Scope | SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const pending = yield* Ref.make(Cursor.noProgress)
@@ -43,7 +48,9 @@ export const make = (schema: string, consumerId: string): Effect.Effect<Committe
         ))
     ).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
-    const background = yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Queue.take(wanted), flush)))
+    const background = yield* Effect.forkScoped(
+      Effect.forever(Queue.take(wanted).pipe(Effect.zipRight(flush), Effect.zipRight(Effect.sleep(interval))))
+    )
 
     return {
       record: (deliveries) =>

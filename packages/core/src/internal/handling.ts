@@ -6,6 +6,7 @@ import type * as Schedule from "effect/Schedule"
 import type { Consumer, HandlerError } from "../Consumer.js"
 import { deadLetteredTotal, handledTotal, lagSeconds, Retryable, retriedTotal } from "../Consumer.js"
 import type { Notification } from "../Notification.js"
+import { withSpanIfTraced } from "./tracing.js"
 
 /** Why a notification was given up on. */
 export type DeadLetterReason = "permanent" | "invalid-payload" | "retries-exhausted"
@@ -91,22 +92,15 @@ export const processor = <R>(consumer: Consumer<R>, fallbackRetry: Schedule.Sche
       }
       const reason = result.left._tag === "Permanent" ? "permanent" : "retries-exhausted"
       return yield* deadLetter(reason, describe(result.left), attempts)
-    }).pipe((handling) =>
-      // A span per notification costs ~20 µs, more than the rest of the handling put together:
-      // made only when an app has installed a tracer that can export it.
-      Effect.tracerWith((tracer) =>
-        tracer === nativeTracer ? handling : Effect.withSpan(handling, spanName, {
-          captureStackTrace: false,
-          attributes: {
-            "pgwatch.consumer": consumer.id,
-            "pgwatch.channel": notification.channel,
-            "pgwatch.log_id": String(notification.id),
-            "pgwatch.replay": notification.isReplay
-          }
-        })
-      )
+    }).pipe(
+      withSpanIfTraced(spanName, {
+        captureStackTrace: false,
+        attributes: {
+          "pgwatch.consumer": consumer.id,
+          "pgwatch.channel": notification.channel,
+          "pgwatch.log_id": String(notification.id),
+          "pgwatch.replay": notification.isReplay
+        }
+      })
     )
 }
-
-/** Effect's built-in tracer, which keeps spans in memory only. */
-const nativeTracer = Effect.runSync(Effect.tracer)

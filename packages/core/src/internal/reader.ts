@@ -29,6 +29,8 @@ export interface ReaderOptions {
   readonly pageSize: number
   /** The longest a caught-up reader waits without a wake-up before it looks again. */
   readonly pollInterval: Duration.Duration
+  /** The pause between partial pages while rows keep coming. */
+  readonly busyReadInterval: Duration.Duration
   readonly listener: Listener
   /** Completed once the channels are subscribed (LISTENed, if the connection is up). */
   readonly subscribed?: Deferred.Deferred<void> | undefined
@@ -197,7 +199,9 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
             registered = false
           }
           previousHadRows = true
-          waitFor = undefined
+          // While busy, a short pause between partial pages lets rows gather: fewer, fuller
+          // reads, and the server's time goes to the writers.
+          waitFor = page.complete && !registered ? options.busyReadInterval : undefined
           return
         }
         previousHadRows = false
