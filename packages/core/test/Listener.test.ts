@@ -44,5 +44,24 @@ describe("listen connection loss", () => {
         expect(live).toMatchObject({ id: after, isReplay: false })
         yield* stop
       }))
+
+    it.scoped("a write that checked for waiting consumers just before one registered is still delivered promptly", () =>
+      Effect.gen(function*() {
+        const { settings } = yield* PgWatch.PgWatch
+        const channel = freshChannel()
+        // Written while nobody waits (so no NOTIFY will come), committed only after the
+        // consumer has registered as waiting. No polling to fall back on: only the reader's
+        // re-checks of such in-flight transactions can find it.
+        const writer = yield* rawClient
+        yield* query(writer, "BEGIN")
+        yield* query(writer, `SELECT "${settings.schema}".smart_notify($1, '"racing"')`, [channel])
+        const { consumer, received } = yield* recordingConsumer({ id: "racing", channels: [channel] })
+        const stop = yield* start(consumer)
+        yield* awaitListener("racing")
+        yield* query(writer, "COMMIT")
+        const [got] = yield* takeN(received, 1, "5 seconds")
+        expect(got!.payload).toBe("racing")
+        yield* stop
+      }))
   })
 })

@@ -68,7 +68,9 @@ const SHORTEST_RECHECK = Duration.millis(1)
  * Waiting is registered in a table that producers check. A producer that checked just before
  * the registration committed sent no NOTIFY; its transaction was then running, so it is in the
  * next snapshot's in-progress list. Until those "suspects" have finished, the loop re-checks
- * on a short, doubling delay instead of sleeping.
+ * on a short, doubling delay instead of sleeping. When a wake-up is already waiting as a page
+ * with rows is done, writers outpace the reader: it unregisters (so they stop paying for
+ * NOTIFY) and polls, pausing briefly between partial pages, until a read comes back empty.
  */
 export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError, SqlClient.SqlClient> =>
   Stream.unwrapScoped(Effect.gen(function*() {
@@ -86,7 +88,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     let batchStartedListening = false
     let registered = false
     let suspects: ReadonlySet<string> | undefined
-    let previousHadRows = false
+    let lastPageHadRows = false
     let recheck = SHORTEST_RECHECK
     let waitFor: Duration.Duration | undefined
     let redeliveriesDueAt = 0
@@ -186,42 +188,52 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     // Decides how long to wait after a page, and keeps the waiting registration in step.
     const afterPage = (page: { readonly deliveries: ReadonlyArray<Delivery>; readonly complete: boolean; readonly inProgress: ReadonlyArray<string> }) =>
       Effect.gen(function*() {
-        const hadRows = page.deliveries.length > 0
         if (registered && page.complete) {
           suspects = suspects === undefined
             ? new Set(page.inProgress)
             : new Set(page.inProgress.filter((xid) => suspects!.has(xid)))
         }
-        if (hadRows) {
-          // Busy: rows keep coming without waiting, so producers need not wake us.
-          if (registered && previousHadRows) {
-            yield* unregister
-            registered = false
-          }
-          previousHadRows = true
-          // While busy, a short pause between partial pages lets rows gather: fewer, fuller
-          // reads, and the server's time goes to the writers.
-          waitFor = page.complete && !registered ? options.busyReadInterval : undefined
+        const settled = registered && suspects !== undefined && suspects.size === 0
+        if (settled) recheck = SHORTEST_RECHECK
+        if (page.deliveries.length > 0) {
+          lastPageHadRows = true
+          // Caught up and registered: anything newer wakes us. Busy (unregistered): a short
+          // pause between partial pages lets rows gather: fewer, fuller reads, and the
+          // server's time goes to the writers.
+          waitFor = !page.complete ? undefined : settled ? options.pollInterval : registered ? recheckDelay() : options.busyReadInterval
           return
         }
-        previousHadRows = false
+        lastPageHadRows = false
         if (listenPid !== undefined && !registered) {
           yield* register(listenPid)
           registered = true
           suspects = undefined
           waitFor = undefined
-        } else if (registered && suspects !== undefined && suspects.size > 0) {
-          waitFor = Duration.min(recheck, options.pollInterval)
-          recheck = Duration.times(recheck, 2)
+        } else if (registered && !settled) {
+          waitFor = recheckDelay()
         } else {
           waitFor = options.pollInterval
-          recheck = SHORTEST_RECHECK
         }
       })
 
+    // Until every transaction that may have missed our registration has finished: re-read
+    // on a short, doubling delay.
+    const recheckDelay = () => {
+      const delay = Duration.min(recheck, options.pollInterval)
+      recheck = Duration.times(recheck, 2)
+      return delay
+    }
+
     const pull = Effect.gen(function*() {
       if (waitFor !== undefined) {
-        yield* wait(waitFor)
+        // A wake-up already waiting after a page with rows: writers outpace us, so stop
+        // asking them to NOTIFY and read on by polling.
+        if (registered && lastPageHadRows && (yield* Queue.size(events)) > 0) {
+          yield* unregister
+          registered = false
+        } else {
+          yield* wait(waitFor)
+        }
         waitFor = undefined
       }
       yield* drainEvents
