@@ -23,26 +23,31 @@ const advanceUntil = (events: Queue.Dequeue<Listener.ListenerEvent>, tag: Listen
     return yield* Effect.dieMessage(`no ${tag} event`)
   })
 
+/** Checks every 10 s with a 5 s time-out; reconnects after 100 ms. */
+const makeListener = (connect: () => Pg.Client) =>
+  Listener.make({
+    connect,
+    schema: freshSchema(),
+    healthCheckInterval: Duration.seconds(10),
+    healthCheckTimeout: Duration.seconds(5),
+    reconnectDelay: Duration.millis(100),
+    maxReconnectDelay: Duration.seconds(1)
+  })
+
 describe("listener health check (TestClock)", () => {
   it.scoped("a half-open connection is noticed by the timed health check, then replaced", () =>
     Effect.gen(function*() {
       const url = new URL(databaseUrl)
       const proxy = yield* makeProxy({ host: url.hostname, port: Number(url.port || 5432) })
-      const listener = yield* Listener.make({
-        connect: () =>
-          new Pg.Client({
-            host: "127.0.0.1",
-            port: proxy.port,
-            user: decodeURIComponent(url.username),
-            password: decodeURIComponent(url.password),
-            database: url.pathname.slice(1)
-          }),
-        schema: freshSchema(),
-        healthCheckInterval: Duration.seconds(10),
-        healthCheckTimeout: Duration.seconds(5),
-        reconnectDelay: Duration.millis(100),
-        maxReconnectDelay: Duration.seconds(1)
-      })
+      const listener = yield* makeListener(() =>
+        new Pg.Client({
+          host: "127.0.0.1",
+          port: proxy.port,
+          user: decodeURIComponent(url.username),
+          password: decodeURIComponent(url.password),
+          database: url.pathname.slice(1)
+        })
+      )
       const events = yield* listener.subscribe([freshChannel()])
       expect((yield* Queue.take(events))._tag).toBe("Listening")
 
@@ -64,14 +69,7 @@ describe("listener health check (TestClock)", () => {
 
   it.scoped("a healthy connection passes its checks and is kept", () =>
     Effect.gen(function*() {
-      const listener = yield* Listener.make({
-        connect: () => new Pg.Client({ connectionString: databaseUrl }),
-        schema: freshSchema(),
-        healthCheckInterval: Duration.seconds(10),
-        healthCheckTimeout: Duration.seconds(5),
-        reconnectDelay: Duration.millis(100),
-        maxReconnectDelay: Duration.seconds(1)
-      })
+      const listener = yield* makeListener(() => new Pg.Client({ connectionString: databaseUrl }))
       const events = yield* listener.subscribe([freshChannel()])
       expect((yield* Queue.take(events))._tag).toBe("Listening")
       for (let i = 0; i < 6; i++) {
