@@ -195,6 +195,10 @@ export const make = (options: Options = {}) =>
       yield* Migrator.migrate({ schema: settings.schema }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
     }
     yield* ensureMigrated(sql, settings.schema)
+    // Consumers of processes that died without unregistering would make producers NOTIFY
+    // for nobody; their listen connections are gone, which is how they are recognised.
+    yield* sql`DELETE FROM ${sql(settings.schema)}.waiting w
+               WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid)`
     const listener = yield* Listener.make({
       connect: options.connectListener ?? listenerClient(sql.config),
       schema: settings.schema,

@@ -38,4 +38,16 @@ describe("migrator", () => {
       const error = yield* Effect.flip(Migrator.migrate({ schema: "x\"; DROP TABLE y; --" }))
       expect(error).toMatchObject({ reason: "Config" })
     }).pipe(Effect.provide(PgLive)))
+
+  it.live("starting the service clears waiting registrations left by dead processes", () =>
+    Effect.gen(function*() {
+      const schema = freshSchema()
+      yield* Migrator.migrate({ schema })
+      const sql = yield* PgClient.PgClient
+      yield* sql`INSERT INTO ${sql(schema)}.waiting (channel, consumer_id, backend_pid)
+                 VALUES ('orders', 'crashed', 2147483647), ('orders', 'alive', pg_backend_pid())`
+      yield* Layer.build(PgWatch.layer({ schema })).pipe(Effect.scoped)
+      const left = yield* sql<{ consumer_id: string }>`SELECT consumer_id FROM ${sql(schema)}.waiting`
+      expect(left.map((r) => r.consumer_id)).toEqual(["alive"])
+    }).pipe(Effect.provide(PgLive)))
 })
