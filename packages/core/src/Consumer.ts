@@ -6,10 +6,12 @@ import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Chunk from "effect/Chunk"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -61,7 +63,7 @@ export interface Consumer<R = never> {
   readonly retry: Schedule.Schedule<unknown, HandlerError> | undefined
   readonly startFrom: StartFrom
   /** Turns a raw payload into the handler's input, or says why it cannot. */
-  readonly decode: (payload: unknown) => Effect.Effect<unknown, string>
+  readonly decode: (payload: unknown) => Either.Either<unknown, string>
   readonly handle: (notification: Notification<unknown>) => Effect.Effect<void, HandlerError, R>
 }
 
@@ -72,7 +74,10 @@ export interface Consumer<R = never> {
 export interface Options<A, I, R> {
   readonly id: string
   readonly channels: ReadonlyArray<string>
-  /** Decodes payloads; a payload that fails is dead-lettered with the parse error. */
+  /**
+   * Decodes payloads; a payload that fails is dead-lettered with the parse error. Decoding is
+   * synchronous: a schema with asynchronous transformations is not supported.
+   */
   readonly schema?: Schema.Schema<A, I> | undefined
   readonly handle: (notification: Notification<A>) => Effect.Effect<void, HandlerError, R>
   readonly concurrency?: number | undefined
@@ -148,12 +153,11 @@ export const defaultRetry: Schedule.Schedule<unknown, HandlerError> = retrySched
  * @category constructors
  */
 export const make = <A = unknown, I = A, R = never>(options: Options<A, I, R>): Consumer<R> => {
-  const decode = options.schema === undefined
-    ? Effect.succeed
-    : (payload: unknown) =>
-      Schema.decodeUnknown(options.schema!)(payload).pipe(
-        Effect.mapError((error) => ParseResult.TreeFormatter.formatErrorSync(error))
-      )
+  const decodeEither = options.schema === undefined ? undefined : Schema.decodeUnknownEither(options.schema)
+  const decode = (payload: unknown): Either.Either<unknown, string> =>
+    decodeEither === undefined
+      ? Either.right(payload)
+      : Either.mapLeft(decodeEither(payload), (error) => ParseResult.TreeFormatter.formatErrorSync(error))
   return {
     id: options.id,
     channels: options.channels,
@@ -225,7 +229,13 @@ export const runUntil = <R>(
           Effect.flatMap(handle(delivery), (outcome) =>
             outcome._tag === "DeadLettered" ? recordDeadLetter(consumer.id, delivery, outcome) : Effect.void),
         { concurrency: consumer.concurrency, discard: true }
-      ).pipe(Effect.zipRight(committer.record(deliveries)))
+      ).pipe(
+        Effect.zipRight(committer.record(deliveries)),
+        Effect.zipRight(Chunk.last(deliveries).pipe(Option.match({
+          onNone: () => Effect.void,
+          onSome: (newest) => Handling.recordLag(consumer.id, newest)
+        })))
+      )
 
     const consume = Subscription.stream({
       consumerId: consumer.id,

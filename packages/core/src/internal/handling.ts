@@ -34,65 +34,61 @@ const describe = (error: HandlerError): string => {
  * running out end as a dead letter. Never fails: the outcome says what happened. Runs under
  * `Clock`, so `TestClock` drives the retry delays. Interruption (shutdown) passes through.
  *
- * The first attempt runs on its own; the retry machinery is only built when it fails, since
- * that is the rare case and playback calls this once per row.
+ * Playback calls this once per row, so the common case is kept short: a synchronous decode,
+ * one attempt, and the retry machinery only when that attempt fails.
  */
 export const processor = <R>(consumer: Consumer<R>, fallbackRetry: Schedule.Schedule<unknown, HandlerError>) => {
   const retry = consumer.retry ?? fallbackRetry
   const handled = Metric.tagged(handledTotal, "consumer", consumer.id)
   const retried = Metric.tagged(retriedTotal, "consumer", consumer.id)
   const deadLettered = Metric.tagged(deadLetteredTotal, "consumer", consumer.id)
-  const lag = Metric.tagged(lagSeconds, "consumer", consumer.id)
   const spanName = `pgwatch.consume ${consumer.id}`
 
   const deadLetter = (reason: DeadLetterReason, error: string, attempts: number) =>
     Effect.as(Metric.increment(deadLettered), { _tag: "DeadLettered", reason, error, attempts } as Outcome)
 
-  return (notification: Notification<unknown>): Effect.Effect<Outcome, never, R> =>
-    Effect.gen(function*() {
-      const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-      yield* Metric.set(lag, Math.max(0, now - notification.createdAt.getTime()) / 1000)
+  const retryPath = (attempt: Effect.Effect<void, HandlerError, R>, first: HandlerError) => {
+    // Hand the schedule the failure already seen, so that its first delay comes before the
+    // second attempt.
+    let seen = false
+    const again = Effect.suspend(() => seen ? attempt : ((seen = true), Effect.fail(first)))
+    return Effect.retry(again, { schedule: retry, while: (error) => error._tag === "Retryable" })
+  }
 
-      const decoded = yield* Effect.either(consumer.decode(notification.payload))
-      if (Either.isLeft(decoded)) return yield* deadLetter("invalid-payload", decoded.left, 0)
-      const typed: Notification<unknown> = { ...notification, payload: decoded.right }
+  return (notification: Notification<unknown>): Effect.Effect<Outcome, never, R> => {
+    const decoded = consumer.decode(notification.payload)
+    if (Either.isLeft(decoded)) return deadLetter("invalid-payload", decoded.left, 0)
+    const typed: Notification<unknown> = { ...notification, payload: decoded.right }
 
-      let attempts = 0
-      const attempt = Effect.suspend(() => {
-        attempts += 1
-        return consumer.handle(typed)
-      }).pipe(
-        Effect.catchAllDefect((defect) =>
-          Effect.fail(new Retryable({ message: `handler died: ${Cause.pretty(Cause.die(defect))}`, cause: defect }))
-        ),
-        Effect.tapError((error) =>
-          error._tag === "Retryable"
-            ? Effect.zipRight(
-              Metric.increment(retried),
-              Effect.logWarning(`pgwatch: ${consumer.id} failed on notification ${notification.id}: ${error.message}`)
-            )
-            : Effect.void
-        )
-      )
-
-      const first = yield* Effect.either(attempt)
-      let result = first
-      if (Either.isLeft(first) && first.left._tag === "Retryable") {
-        // Hand the schedule the failure already seen, so that its first delay comes before
-        // the second attempt.
-        let seen = false
-        const again = Effect.suspend(() => seen ? attempt : ((seen = true), Effect.fail(first.left)))
-        result = yield* Effect.either(
-          Effect.retry(again, { schedule: retry, while: (error) => error._tag === "Retryable" })
-        )
-      }
-      if (Either.isRight(result)) {
-        yield* Metric.increment(handled)
-        return { _tag: "Handled", attempts } as const
-      }
-      const reason = result.left._tag === "Permanent" ? "permanent" : "retries-exhausted"
-      return yield* deadLetter(reason, describe(result.left), attempts)
+    let attempts = 0
+    const attempt = Effect.suspend(() => {
+      attempts += 1
+      return consumer.handle(typed)
     }).pipe(
+      Effect.catchAllDefect((defect) =>
+        Effect.fail(new Retryable({ message: `handler died: ${Cause.pretty(Cause.die(defect))}`, cause: defect }))
+      ),
+      Effect.tapError((error) =>
+        error._tag === "Retryable"
+          ? Effect.zipRight(
+            Metric.increment(retried),
+            Effect.logWarning(`pgwatch: ${consumer.id} failed on notification ${notification.id}: ${error.message}`)
+          )
+          : Effect.void
+      )
+    )
+    const succeeded = Effect.suspend(() => Effect.as(Metric.increment(handled), { _tag: "Handled", attempts } as Outcome))
+    const gaveUp = (error: HandlerError) =>
+      deadLetter(error._tag === "Permanent" ? "permanent" : "retries-exhausted", describe(error), attempts)
+
+    return attempt.pipe(
+      Effect.matchEffect({
+        onSuccess: () => succeeded,
+        onFailure: (error) =>
+          error._tag === "Permanent"
+            ? gaveUp(error)
+            : Effect.matchEffect(retryPath(attempt, error), { onSuccess: () => succeeded, onFailure: gaveUp })
+      }),
       withSpanIfTraced(spanName, {
         captureStackTrace: false,
         attributes: {
@@ -103,4 +99,16 @@ export const processor = <R>(consumer: Consumer<R>, fallbackRetry: Schedule.Sche
         }
       })
     )
+  }
+}
+
+/**
+ * Records, once per page, how old the newest notification was when handling began.
+ */
+export const recordLag = (consumerId: string, newest: Notification<unknown>) => {
+  const lag = Metric.tagged(lagSeconds, "consumer", consumerId)
+  return Effect.flatMap(
+    Effect.clockWith((clock) => clock.currentTimeMillis),
+    (now) => Metric.set(lag, Math.max(0, now - newest.createdAt.getTime()) / 1000)
+  )
 }
