@@ -136,14 +136,17 @@ const script = Effect.gen(function*() {
   const trigger = yield* Triggers.add(`${schema}.demo_orders`, { channel: CHANNEL })
   yield* Output.out(`Table ${trigger.table} notifies channel "${trigger.channel}" (trigger ${trigger.trigger}).`)
 
+  // Each write is its own transaction, announced before it commits (consumers see it after).
   const insert = (item: string, quantity: number) =>
-    Effect.flatMap(
+    sql.withTransaction(Effect.flatMap(
       sql<{ id: number }>`INSERT INTO ${table}.demo_orders (item, quantity) VALUES (${item}, ${quantity}) RETURNING id`,
       ([row]) => Output.out(`  [producer] INSERT order #${row!.id}: ${quantity} x ${item}`).pipe(Effect.as(row!.id))
-    )
+    ))
   const update = (id: number, status: string) =>
-    sql`UPDATE ${table}.demo_orders SET status = ${status} WHERE id = ${id}`.pipe(
-      Effect.zipRight(Output.out(`  [producer] UPDATE order #${id}: status ${status}`))
+    sql.withTransaction(
+      sql`UPDATE ${table}.demo_orders SET status = ${status} WHERE id = ${id}`.pipe(
+        Effect.zipRight(Output.out(`  [producer] UPDATE order #${id}: status ${status}`))
+      )
     )
 
   const printerSeen = yield* Queue.unbounded<bigint>()
