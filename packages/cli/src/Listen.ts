@@ -88,6 +88,12 @@ interface Track {
 }
 
 const TICK = Duration.seconds(1)
+
+/** The line's room on the terminal (some report 0 columns: then do not cut). */
+const width = () => {
+  const columns = process.stderr.columns ?? 0
+  return columns > 20 ? columns - 1 : 500
+}
 const LINE_EVERY_TICKS = 5
 
 const describe = (id: string, track: Track, elapsedSeconds: number) => {
@@ -142,7 +148,7 @@ const progress = (ids: ReadonlyArray<string>, mode: "tty" | "lines") =>
       if (playing.length > 0) {
         const text = `playback: ${playing.map(([id, t]) => describe(id, t, elapsed)).join(" · ")}`
         if (mode === "tty") {
-          yield* Effect.sync(() => process.stderr.write(`\r\x1b[2K${text.slice(0, (process.stderr.columns ?? 120) - 1)}`))
+          yield* Effect.sync(() => process.stderr.write(`\r\x1b[2K${text.slice(0, width())}`))
           drawn = true
         } else if (ticks % LINE_EVERY_TICKS === 0) {
           yield* Output.err(`pgwatch: ${text}`)
