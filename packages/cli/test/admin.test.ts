@@ -3,7 +3,7 @@ import { dbEnv, dropSchema, freshSchema, handled, migratedSchema, run, start, wi
 
 const ok = (result: { code: number | null; stderr: string }) => expect(result.code, result.stderr).toBe(0)
 
-describe("operating pgwatch", () => {
+describe.concurrent("operating pgwatch", () => {
   const schemas: Array<string> = []
   afterAll(() => Promise.all(schemas.map(dropSchema)))
 

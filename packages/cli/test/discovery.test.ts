@@ -15,7 +15,7 @@ const expectOneLineError = (result: { code: number | null; stderr: string }, ...
   for (const part of parts) expect(lines[0]).toMatch(part)
 }
 
-describe("discovery (pgwatch listen --list-consumers)", () => {
+describe.concurrent("discovery (pgwatch listen --list-consumers)", () => {
   it("finds every consumer of every app, with app and channels, each once", async () => {
     const result = await run(["listen", "--list-consumers"])
     expect(result.code, result.stderr).toBe(0)

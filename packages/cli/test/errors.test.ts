@@ -9,7 +9,7 @@ const expectOneLineError = (result: { code: number | null; stderr: string }, ...
   for (const part of parts) expect(lines[0]).toMatch(part)
 }
 
-describe("errors a user must get right", () => {
+describe.concurrent("errors a user must get right", () => {
   const schemas: Array<string> = []
   afterAll(() => Promise.all(schemas.map(dropSchema)))
 

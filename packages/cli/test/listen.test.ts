@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { dbEnv, dropSchema, handled, migratedSchema, run, start, withClient } from "./utils.js"
 
-describe("pgwatch listen", () => {
+describe.concurrent("pgwatch listen", () => {
   const schemas: Array<string> = []
   afterAll(() => Promise.all(schemas.map(dropSchema)))
 
