@@ -188,7 +188,7 @@ const listen = Command.make(
       const shutdownTimeout = yield* positive("shutdown-timeout", options.shutdownTimeout)
       yield* Listen.run({
         target,
-        selected: selected as unknown as readonly [Discovery.Discovered, ...Array<Discovery.Discovered>],
+        selected,
         layer: Option.fromNullable(loaded.config.layer),
         pollInterval: yield* seconds("timeout", options.timeout),
         pageSize,

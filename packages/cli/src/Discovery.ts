@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import type * as Consumer from "@pgwatch/core/Consumer"
+import * as Arr from "effect/Array"
 import * as Effect from "effect/Effect"
 import * as NodePath from "node:path"
 import { pathToFileURL } from "node:url"
@@ -147,7 +148,7 @@ export const names = (values: ReadonlyArray<string>): ReadonlyArray<string> =>
 export const select = (
   discovered: ReadonlyArray<Discovered>,
   options: { readonly consumers: ReadonlyArray<string>; readonly exclude: ReadonlyArray<string> }
-): Effect.Effect<ReadonlyArray<Discovered>, CliError> =>
+): Effect.Effect<Arr.NonEmptyReadonlyArray<Discovered>, CliError> =>
   Effect.gen(function*() {
     const known = discovered.map((d) => d.id)
     yield* unknownNames("consumer", options.consumers, known)
@@ -155,7 +156,7 @@ export const select = (
     const chosen = discovered.filter((d) =>
       (options.consumers.length === 0 || options.consumers.includes(d.id)) && !options.exclude.includes(d.id)
     )
-    if (chosen.length === 0) {
+    if (!Arr.isNonEmptyReadonlyArray(chosen)) {
       return yield* new CliError({ reason: "NoConsumers", message: "no consumer left to run after --consumers/--exclude-consumers" })
     }
     return chosen

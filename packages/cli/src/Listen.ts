@@ -9,6 +9,7 @@
 import * as Admin from "@pgwatch/core/Admin"
 import * as Consumer from "@pgwatch/core/Consumer"
 import type * as PgWatch from "@pgwatch/core/PgWatch"
+import * as Arr from "effect/Array"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -24,7 +25,7 @@ import * as Output from "./internal/output.js"
  */
 export interface Options {
   readonly target: Database.Target
-  readonly selected: readonly [Discovered, ...Array<Discovered>]
+  readonly selected: Arr.NonEmptyReadonlyArray<Discovered>
   /** Services the handlers need (the config file's `layer`). */
   readonly layer: Option.Option<Layer.Layer<any, any, never>>
   readonly pollInterval: Option.Option<Duration.Duration>
@@ -53,8 +54,8 @@ export const run = (options: Options) => {
     skipPlayback: options.skipPlayback,
     pageSize: Option.getOrUndefined(options.pageSize)
   }
-  const [first, ...rest] = options.selected.map((d) => Consumer.layer(d.consumer, runOptions))
-  const consumers = Layer.mergeAll(first!, ...rest)
+  const [first, ...rest] = Arr.map(options.selected, (d) => Consumer.layer(d.consumer, runOptions))
+  const consumers = Layer.mergeAll(first, ...rest)
   // What handlers need is only known at run time (the config file's layer provides it; a
   // missing service shows up as a defect naming it), so the requirement is stated here.
   const provided = Option.match(options.layer, {
