@@ -5,6 +5,11 @@
 /**
  * @since 0.1.0
  */
+export * as Admin from "./Admin.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Channel from "./Channel.js"
 
 /**
@@ -46,3 +51,8 @@ export * as Retention from "./Retention.js"
  * @since 0.1.0
  */
 export * as Subscription from "./Subscription.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Triggers from "./Triggers.js"

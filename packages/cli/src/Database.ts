@@ -1,0 +1,169 @@
+/**
+ * Which database and schema a command works on, and the layers that reach them.
+ *
+ * Precedence, highest first: command-line flags (`--database-url`, `--schema`), the config
+ * file (`database`, `schema`), the environment (`PGWATCH_DATABASE_URL` or `DATABASE_URL`, the
+ * `PG*` variables, `PGWATCH_SCHEMA`), then defaults (pg's own: localhost:5432; schema `pgwatch`).
+ *
+ * @since 0.1.0
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as PgWatch from "@pgwatch/core/PgWatch"
+import type { PgWatchError } from "@pgwatch/core/PgWatchError"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { CliError } from "./CliError.js"
+import type * as ConfigFile from "./ConfigFile.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Target {
+  readonly client: PgClient.PgClientConfig
+  /** `host:port/database`, for messages. */
+  readonly label: string
+  /** Whether anything named a database (a flag, the config file or the environment). */
+  readonly configured: boolean
+  readonly schema: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TargetOptions {
+  readonly databaseUrl: Option.Option<string>
+  readonly schema: Option.Option<string>
+  readonly config: Option.Option<ConfigFile.Loaded>
+}
+
+const fromUrl = (url: string): PgClient.PgClientConfig => ({ url: Redacted.make(url) })
+
+const fromFile = (database: string | ConfigFile.DatabaseConfig): PgClient.PgClientConfig =>
+  typeof database === "string" ? fromUrl(database) : {
+    ...(database.url !== undefined ? { url: Redacted.make(database.url) } : {}),
+    ...(database.host !== undefined ? { host: database.host } : {}),
+    ...(database.port !== undefined ? { port: database.port } : {}),
+    ...(database.database !== undefined ? { database: database.database } : {}),
+    ...(database.user !== undefined ? { username: database.user } : {}),
+    ...(database.password !== undefined ? { password: Redacted.make(database.password) } : {}),
+    ...(database.ssl !== undefined ? { ssl: database.ssl } : {})
+  }
+
+const label = (client: PgClient.PgClientConfig, env: { readonly host?: string | undefined; readonly port?: number | undefined }) => {
+  let host = client.host
+  let port = client.port
+  let database = client.database
+  if (client.url !== undefined) {
+    try {
+      const parsed = new URL(Redacted.value(client.url))
+      host ??= parsed.searchParams.get("host") ?? (parsed.hostname === "" ? undefined : decodeURIComponent(parsed.hostname))
+      port ??= parsed.port === "" ? undefined : Number(parsed.port)
+      database ??= parsed.pathname.length > 1 ? decodeURIComponent(parsed.pathname.slice(1)) : undefined
+    } catch {
+      // pg reports a malformed URL itself when connecting.
+    }
+  }
+  host ??= env.host ?? "localhost"
+  port ??= env.port ?? 5432
+  return `${host}:${port}${database ? `/${database}` : ""}`
+}
+
+/**
+ * Works out the database and schema for a command.
+ *
+ * @since 0.1.0
+ * @category resolving
+ */
+export const resolve = (options: TargetOptions): Effect.Effect<Target, ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    const env = yield* PgWatch.databaseConfig
+    const envSchema = yield* Config.option(Config.string("PGWATCH_SCHEMA"))
+    const file = Option.map(options.config, (loaded) => loaded.config)
+    const fileDatabase = Option.flatMapNullable(file, (config) => config.database)
+    const client = Option.isSome(options.databaseUrl)
+      ? fromUrl(options.databaseUrl.value)
+      : Option.isSome(fileDatabase)
+      ? fromFile(fileDatabase.value)
+      : env
+    const configured = Option.isSome(options.databaseUrl) || Option.isSome(fileDatabase) ||
+      env.url !== undefined || env.host !== undefined
+    const schema = Option.getOrElse(
+      Option.orElse(options.schema, () => Option.orElse(Option.flatMapNullable(file, (c) => c.schema), () => envSchema)),
+      () => PgWatch.defaults.schema
+    )
+    return { client, label: label(client, { host: env.host, port: env.port }), configured, schema }
+  })
+
+const CONNECTION_CODES: Record<string, string> = {
+  ECONNREFUSED: "connection refused (is PostgreSQL running there?)",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host name lookup failed",
+  ETIMEDOUT: "timed out",
+  EHOSTUNREACH: "host unreachable",
+  ECONNRESET: "connection reset",
+  "28P01": "password authentication failed",
+  "28000": "not allowed to connect",
+  "3D000": "database does not exist"
+}
+
+const codeOf = (cause: unknown): string | undefined => {
+  if (typeof cause !== "object" || cause === null) return undefined
+  const c = cause as { readonly code?: unknown; readonly errors?: ReadonlyArray<unknown> }
+  if (typeof c.code === "string") return c.code
+  return c.errors?.map(codeOf).find((code) => code !== undefined)
+}
+
+const messageOf = (cause: unknown): string =>
+  cause instanceof Error && cause.message !== "" ? cause.message.split("\n")[0]! : String(cause)
+
+/**
+ * One line saying why the database could not be reached, and where it was looked for.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const connectionError = (target: Target, error: SqlError): CliError => {
+  const code = codeOf(error.cause)
+  const why = code !== undefined && CONNECTION_CODES[code] !== undefined
+    ? `${CONNECTION_CODES[code]}${code.startsWith("E") ? "" : `: ${messageOf(error.cause)}`}`
+    : error.message.includes("timed out")
+    ? "timed out after 5 seconds"
+    : messageOf(error.cause ?? error)
+  return new CliError({
+    reason: "Connection",
+    message: `cannot connect to PostgreSQL at ${target.label}: ${why}`,
+    cause: error
+  })
+}
+
+/**
+ * A `PgClient` for the target; failing to connect is a `CliError` naming the server.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const sqlLayer = (target: Target): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, CliError> =>
+  PgClient.layer({ connectTimeout: "5 seconds", ...target.client, applicationName: "pgwatch" }).pipe(
+    Layer.mapError((error) => connectionError(target, error))
+  )
+
+/**
+ * The pgwatch service on the target (its schema must be migrated: else `NotMigrated`, whose
+ * message says to run `pgwatch migrate`), with the `PgClient` beside it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const watchLayer = (
+  target: Target,
+  options: PgWatch.Options = {}
+): Layer.Layer<PgWatch.PgWatch | PgClient.PgClient | SqlClient.SqlClient, CliError | PgWatchError | SqlError> =>
+  PgWatch.layer({ ...options, schema: target.schema }).pipe(Layer.provideMerge(sqlLayer(target)))

@@ -1,0 +1,34 @@
+import * as Effect from "effect/Effect"
+
+/** Writes a line to standard output (results). */
+export const out = (line: string) => Effect.sync(() => void process.stdout.write(`${line}\n`))
+
+/** Writes a line to standard error (progress, notes, errors). */
+export const err = (line: string) => Effect.sync(() => void process.stderr.write(`${line}\n`))
+
+/** JSON with bigints as numbers (log ids stay far below 2^53) and dates as ISO strings. */
+export const json = (value: unknown) =>
+  out(JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? Number(v) : v), 2))
+
+/** A plain text table: a header row, then the rows, columns padded to fit. */
+export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ").trimEnd()
+  return [line(header), ...rows.map(line)].join("\n")
+}
+
+/** 3s, 4m05s, 2h03m, 3d04h. */
+export const age = (seconds: number): string => {
+  const s = Math.max(0, Math.round(seconds))
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, "0")}h`
+}
+
+/** Shortens a text to one line of at most n characters. */
+export const clip = (text: string, n = 60): string => {
+  const flat = text.replace(/\s+/g, " ").trim()
+  return flat.length <= n ? flat : `${flat.slice(0, n - 1)}…`
+}

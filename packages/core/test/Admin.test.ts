@@ -1,0 +1,100 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Ref } from "effect"
+import * as Admin from "../src/Admin.js"
+import * as Consumer from "../src/Consumer.js"
+import * as PgWatch from "../src/PgWatch.js"
+import { freshChannel, nothingMore, recordingConsumer, start, takeN, watchLayer } from "./utils.js"
+
+describe("Admin", () => {
+  layer(watchLayer(), { excludeTestServices: true })("status, dead letters, redrive, replay", (it) => {
+    it.effect("reports lag and dead letters, re-drives and replays through the redelivery table", () =>
+      Effect.gen(function*() {
+        const channel = freshChannel()
+        const failing = yield* Ref.make(true)
+        const { consumer, received } = yield* recordingConsumer({
+          id: "admin_c1",
+          channels: [channel],
+          handle: (n) =>
+            Effect.gen(function*() {
+              const payload = n.payload as { fail?: boolean }
+              if (payload.fail === true && (yield* Ref.get(failing))) {
+                return yield* new Consumer.Permanent({ message: "refused on purpose" })
+              }
+            })
+        })
+        const [id1, id2, id3] = yield* Effect.forEach([{ n: 1 }, { n: 2, fail: true }, { n: 3 }], (p) =>
+          PgWatch.notify(channel, p))
+        const stop = yield* start(consumer)
+        const first = yield* takeN(received, 2)
+        expect(first.map((n) => n.id)).toEqual([id1, id3])
+        yield* stop
+
+        const [settled] = yield* Admin.status({ consumerIds: ["admin_c1"] })
+        expect(settled).toMatchObject({ id: "admin_c1", pending: 0, deadLetters: 1, handled: 3, redeliveries: 0 })
+        expect(settled!.lastError).toContain("refused on purpose")
+        expect(settled!.lastLogId).toBe(id3)
+
+        const [id4, id5] = yield* PgWatch.notifyMany(channel, [{ n: 4 }, { n: 5 }])
+        const [behind] = yield* Admin.status({ consumerIds: ["admin_c1"] })
+        expect(behind!.pending).toBe(2)
+        expect(behind!.byChannel).toEqual([
+          expect.objectContaining({ channel, pending: 2, deadLetters: 1 })
+        ])
+        expect(behind!.byChannel[0]!.oldestPendingAt).toBeInstanceOf(Date)
+        expect(yield* Admin.status({ consumerIds: ["nobody"] })).toEqual([])
+
+        const dead = yield* Admin.deadLetters()
+        expect(dead).toHaveLength(1)
+        expect(dead[0]).toMatchObject({ consumerId: "admin_c1", logId: id2, channel, reason: "permanent", payload: { n: 2, fail: true } })
+        expect(yield* Admin.deadLetters({ consumerId: "admin_c1", logIds: [id1!] })).toEqual([])
+
+        const unknown = yield* Effect.flip(Admin.deadLetters({ consumerId: "nobody" }))
+        expect(unknown._tag === "AdminError" && unknown.reason).toBe("UnknownConsumer")
+        expect(unknown.message).toContain("admin_c1")
+        const notDead = yield* Effect.flip(Admin.redrive({ logIds: [id1!] }))
+        expect(notDead._tag === "AdminError" && notDead.reason).toBe("UnknownLogIds")
+
+        yield* Ref.set(failing, false)
+        expect(yield* Admin.redrive({ consumerId: "admin_c1" })).toEqual([{ consumerId: "admin_c1", logId: id2 }])
+        expect(yield* Admin.deadLetters()).toEqual([])
+        expect(yield* Admin.replay({ consumerId: "admin_c1", logIds: [id1!] })).toEqual([id1])
+        const wrongId = yield* Effect.flip(Admin.replay({ consumerId: "admin_c1", logIds: [id1!, 999999n] }))
+        expect(wrongId._tag === "AdminError" && wrongId.reason).toBe("UnknownLogIds")
+        expect(wrongId.message).toContain("999999")
+        const [queued] = yield* Admin.status({ consumerIds: ["admin_c1"] })
+        expect(queued!.redeliveries).toBe(2)
+
+        const again = yield* start(consumer)
+        const second = yield* takeN(received, 4)
+        expect(second.map((n) => n.id).sort()).toEqual([id1, id2, id4, id5].sort())
+        expect(second.filter((n) => n.id === id1 || n.id === id2).every((n) => n.isReplay)).toBe(true)
+        expect(yield* nothingMore(received)).toHaveLength(0)
+        yield* again
+        const [done] = yield* Admin.status({ consumerIds: ["admin_c1"] })
+        expect(done).toMatchObject({ pending: 0, deadLetters: 0, redeliveries: 0 })
+      }))
+
+    it.effect("replays everything written since a time", () =>
+      Effect.gen(function*() {
+        const channel = freshChannel()
+        const { consumer, received } = yield* recordingConsumer({ id: "admin_c2", channels: [channel] })
+        const ids = yield* PgWatch.notifyMany(channel, [{ n: 1 }, { n: 2 }])
+        const stop = yield* start(consumer)
+        yield* takeN(received, 2)
+        const replayed = yield* Admin.replay({ consumerId: "admin_c2", since: new Date(Date.now() - 60_000) })
+        expect(replayed).toEqual(ids)
+        // A running consumer is woken and gets them again, as replays (within a poll interval).
+        const again = yield* takeN(received, 2)
+        expect(again.map((n) => [n.id, n.isReplay])).toEqual(ids.map((id) => [id, true]))
+        expect(yield* Admin.replay({ consumerId: "admin_c2", since: new Date(Date.now() + 60_000) })).toEqual([])
+        yield* stop
+      }))
+
+    it.effect("reads the NOTIFY queue usage", () =>
+      Effect.gen(function*() {
+        const usage = yield* Admin.queueUsage
+        expect(usage).toBeGreaterThanOrEqual(0)
+        expect(usage).toBeLessThan(1)
+      }))
+  })
+})
