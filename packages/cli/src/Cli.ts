@@ -469,7 +469,7 @@ const failuresRedrive = Command.make(
       yield* Output.out(
         `re-driving ${moved.length} dead letter(s): ${moved.map((m) => `${m.consumerId} #${m.logId}`).join(", ")}`
       )
-      yield* Output.out("running consumers pick them up within their poll interval (listen --timeout)")
+      yield* Output.out("running consumers pick them up at once")
     })
 ).pipe(Command.withDescription(help(
   "Hands dead letters back to their consumers: they move to the redelivery queue and the consumers' channels " +
@@ -567,7 +567,7 @@ const replay = Command.make(
       if (queued.length === 0) return yield* Output.out(`nothing to replay for ${options.consumer}`)
       const shown = queued.length <= 20 ? queued.join(", ") : `${queued.slice(0, 20).join(", ")}, ...`
       yield* Output.out(`queued ${queued.length} notification(s) for ${options.consumer} to handle again: ${shown}`)
-      yield* Output.out("a running consumer picks them up within its poll interval (listen --timeout)")
+      yield* Output.out("a running consumer picks them up at once")
     })
 ).pipe(Command.withDescription(help(
   "Marks notifications for a consumer to handle again (they arrive flagged as replays); its position in the log " +

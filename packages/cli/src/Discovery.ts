@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import type * as Consumer from "@pgwatch/core/Consumer"
+import * as Consumer from "@pgwatch/core/Consumer"
 import * as Arr from "effect/Array"
 import * as Effect from "effect/Effect"
 import * as NodePath from "node:path"
@@ -28,19 +28,6 @@ export interface Discovered {
   readonly module: string
   readonly exportName: string
   readonly consumer: Consumer.Consumer<any>
-}
-
-/**
- * Whether a value is a consumer made by `Consumer.make`.
- *
- * @since 0.1.0
- * @category guards
- */
-export const isConsumer = (u: unknown): u is Consumer.Consumer<any> => {
-  if (typeof u !== "object" || u === null) return false
-  const c = u as Record<string, unknown>
-  return typeof c.id === "string" && Array.isArray(c.channels) && c.channels.every((ch) => typeof ch === "string") &&
-    typeof c.handle === "function" && typeof c.decode === "function" && typeof c.concurrency === "number"
 }
 
 const importApp = (loaded: ConfigFile.Loaded, app: string, entry: ConfigFile.AppModule) =>
@@ -86,11 +73,11 @@ export const discover = (
       // Named exports first, so a consumer exported twice is reported by its name.
       const entries = Object.entries(module).sort(([a], [b]) => Number(a === "default") - Number(b === "default"))
       for (const [exportName, value] of entries) {
-        const values = Array.isArray(value) && value.length > 0 && value.every(isConsumer)
+        const values = Array.isArray(value) && value.length > 0 && value.every(Consumer.isConsumer)
           ? value.map((v, i) => [`${exportName}[${i}]`, v] as const)
           : [[exportName, value] as const]
         for (const [name, candidate] of values) {
-          if (!isConsumer(candidate) || seen.has(candidate)) continue
+          if (!Consumer.isConsumer(candidate) || seen.has(candidate)) continue
           seen.add(candidate)
           found.push({ id: candidate.id, app, channels: candidate.channels, module: label, exportName: name, consumer: candidate })
         }

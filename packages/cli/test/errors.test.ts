@@ -32,7 +32,7 @@ describe.concurrent("errors a user must get right", () => {
     for (const args of [["status"], ["notify", "orders", "{}"], ["failures"], ["listen", "--consumers", "auditor"]]) {
       expectOneLineError(
         await run(args, { env: dbEnv(schema) }),
-        `the pgwatch schema "${schema}" is not up to date (2 migration(s) pending): run \`pgwatch migrate\``
+        `the pgwatch schema "${schema}" is not up to date (3 migration(s) pending): run \`pgwatch migrate\``
       )
     }
   })

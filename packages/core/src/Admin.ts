@@ -278,14 +278,14 @@ export interface Redelivery {
 }
 
 /**
- * Wakes the channels (inside the caller's transaction, so at commit) with pgwatch's wake-up
- * payload, so that consumers waiting on them look at the log and the redelivery table.
+ * Wakes the channels (inside the caller's transaction, so at commit) with pgwatch's
+ * redelivery wake-up, so that their consumers look at the redelivery table at once.
  */
 const wakeChannels = (channels: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const { settings, sql } = yield* PgWatch
     if (channels.length === 0) return
-    yield* sql`SELECT pg_notify(c, ${sql(settings.schema)}.wake_payload())
+    yield* sql`SELECT pg_notify(c, ${sql(settings.schema)}.redelivery_wake_payload())
                  FROM unnest(${[...new Set(channels)]}::text[]) AS c`
   })
 

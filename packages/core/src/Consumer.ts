@@ -49,12 +49,25 @@ export class Permanent extends Data.TaggedError("Permanent")<{ readonly message:
 export type HandlerError = Retryable | Permanent
 
 /**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("@pgwatch/Consumer")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
  * A consumer: an id (its progress is stored under it), channels, and a handler.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Consumer<R = never> {
+  readonly [TypeId]: TypeId
   readonly id: string
   readonly channels: ReadonlyArray<string>
   /** Handlers running at once; results are committed in log order. Default 1. */
@@ -159,6 +172,7 @@ export const make = <A = unknown, I = A, R = never>(options: Options<A, I, R>): 
       ? Either.right(payload)
       : Either.mapLeft(decodeEither(payload), (error) => ParseResult.TreeFormatter.formatErrorSync(error))
   return {
+    [TypeId]: TypeId,
     id: options.id,
     channels: options.channels,
     concurrency: options.concurrency ?? 1,
@@ -168,6 +182,15 @@ export const make = <A = unknown, I = A, R = never>(options: Options<A, I, R>): 
     handle: options.handle as Consumer<R>["handle"]
   }
 }
+
+/**
+ * Whether a value is a consumer made by `make` (for example one exported by an app module).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isConsumer = (u: unknown): u is Consumer<unknown> =>
+  typeof u === "object" && u !== null && (u as { readonly [TypeId]?: unknown })[TypeId] === TypeId
 
 /**
  * Options for running a consumer.

@@ -176,6 +176,7 @@ const listenerClient = (config: PgClient.PgClientConfig) => () =>
     ...(config.ssl !== undefined ? { ssl: config.ssl } : {}),
     ...(config.stream !== undefined ? { stream: config.stream } : {}),
     application_name: "pgwatch listener",
+    connectionTimeoutMillis: 10_000,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000
   })
@@ -207,9 +208,6 @@ export const make = (options: Options = {}) =>
       reconnectDelay: settings.reconnectDelay,
       maxReconnectDelay: settings.maxReconnectDelay
     })
-    // Consumers started right after this layer then LISTEN at once instead of racing the
-    // connection; a database that refuses it does not hold up start-up (they poll meanwhile).
-    yield* listener.firstAttempt
     return { settings, sql, listener } satisfies PgWatch
   })
 

@@ -1,5 +1,6 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Option, Schedule } from "effect"
+import * as Admin from "../src/Admin.js"
 import * as PgWatch from "../src/PgWatch.js"
 import { freshChannel, query, rawClient, recordingConsumer, start, takeN, watchLayer } from "./utils.js"
 
@@ -61,6 +62,20 @@ describe("listen connection loss", () => {
         yield* query(writer, "COMMIT")
         const [got] = yield* takeN(received, 1, "5 seconds")
         expect(got!.payload).toBe("racing")
+        yield* stop
+      }))
+
+    it.scoped("a replay request reaches a running consumer at once, without waiting for a poll", () =>
+      Effect.gen(function*() {
+        const channel = freshChannel()
+        const { consumer, received } = yield* recordingConsumer({ id: "replayed", channels: [channel] })
+        const stop = yield* start(consumer)
+        yield* awaitListener("replayed")
+        const id = yield* PgWatch.notify(channel, "once more")
+        yield* takeN(received, 1)
+        yield* Admin.replay({ consumerId: "replayed", logIds: [id] })
+        const [again] = yield* takeN(received, 1, "5 seconds")
+        expect(again).toMatchObject({ id, isReplay: true })
         yield* stop
       }))
   })

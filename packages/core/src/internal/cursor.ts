@@ -35,7 +35,7 @@ export const register = (schema: string, consumerId: string, channels: ReadonlyA
     const rows = yield* sql<CursorRow>`
       INSERT INTO ${sql(schema)}.consumer (id, channels, done)
       VALUES (${consumerId}, ${channels}::text[], ${start})
-      ON CONFLICT (id) DO UPDATE SET channels = excluded.channels, updated_at = now()
+      ON CONFLICT (id) DO UPDATE SET channels = excluded.channels
       RETURNING done::text, batch::text, after_xid::text, after_id::text`
     return fromRow(rows[0]!)
   })

@@ -15,7 +15,7 @@ import { PgWatchError } from "../PgWatchError.js"
  * before may have been missed, so the subscriber catches up from the log.
  */
 export type ListenerEvent =
-  | { readonly _tag: "Wake"; readonly channel: string }
+  | { readonly _tag: "Wake"; readonly channel: string; readonly redelivery: boolean }
   | { readonly _tag: "Listening"; readonly pid: number }
   | { readonly _tag: "Lost"; readonly reason: string }
 
@@ -31,9 +31,11 @@ export interface ListenerOptions {
 }
 
 export interface Listener {
-  /** Completes once the first connection attempt has succeeded or failed. */
-  readonly firstAttempt: Effect.Effect<void>
-  /** Listens on the channels for as long as the scope is open. */
+  /**
+   * Listens on the channels for as long as the scope is open. The first subscription opens
+   * the connection (so one-shot uses of the service never do) and returns once that first
+   * attempt has succeeded or failed.
+   */
   readonly subscribe: (channels: ReadonlyArray<string>) => Effect.Effect<Queue.Dequeue<ListenerEvent>, never, Scope.Scope>
 }
 
@@ -143,11 +145,10 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
 
     const route = (message: Pg.Notification) => {
       const verdict = classify(message.payload, options.schema)
-      if (verdict === "ours") {
+      if (verdict === "ours" || verdict === "ours, redelivery") {
+        const event: ListenerEvent = { _tag: "Wake", channel: message.channel, redelivery: verdict !== "ours" }
         return Effect.forEach(subscribers, (s) =>
-          s.channels.has(message.channel)
-            ? Queue.offer(s.events, { _tag: "Wake", channel: message.channel })
-            : Effect.void, { discard: true })
+          s.channels.has(message.channel) ? Queue.offer(s.events, event) : Effect.void, { discard: true })
       }
       if (verdict === "other-schema") return Effect.void
       return Effect.logWarning(`pgwatch: ignored a NOTIFY on channel "${message.channel}": ${verdict}`).pipe(
@@ -155,11 +156,15 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
       )
     }
 
-    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(incoming), route)))
-    yield* Effect.forkScoped(supervise)
+    const scope = yield* Effect.scope
+    const startOnce = yield* Effect.once(Effect.gen(function*() {
+      yield* Effect.forkIn(Effect.forever(Effect.flatMap(Queue.take(incoming), route)), scope)
+      yield* Effect.forkIn(supervise, scope)
+      yield* Deferred.await(firstAttempt)
+    }))
 
     const subscribe = (channels: ReadonlyArray<string>) =>
-      Effect.acquireRelease(
+      Effect.zipRight(startOnce, Effect.acquireRelease(
         lock.withPermits(1)(Effect.gen(function*() {
           const subscriber: Subscriber = { channels: new Set(channels), events: yield* Queue.sliding<ListenerEvent>(256) }
           const fresh = channels.filter((channel) => !listenedChannels().has(channel))
@@ -187,9 +192,9 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
             }
             yield* Queue.shutdown(subscriber.events)
           }))
-      ).pipe(Effect.map((subscriber) => subscriber.events))
+      )).pipe(Effect.map((subscriber) => subscriber.events))
 
-    return { firstAttempt: Deferred.await(firstAttempt), subscribe } satisfies Listener
+    return { subscribe } satisfies Listener
   })
 
 /** Exponential backoff from `reconnectDelay`, capped, with ±20% jitter. */
@@ -199,7 +204,7 @@ const backoff = (options: ListenerOptions, failures: number) =>
     return Duration.millis(Math.round(Math.min(base, Duration.toMillis(options.maxReconnectDelay)) * jitter))
   })
 
-type Verdict = "ours" | "other-schema" | string
+type Verdict = "ours" | "ours, redelivery" | "other-schema" | string
 
 /** Whether a NOTIFY payload is a wake-up of this schema; otherwise why it was ignored. */
 const classify = (payload: string | undefined, schema: string): Verdict => {
@@ -212,7 +217,9 @@ const classify = (payload: string | undefined, schema: string): Verdict => {
   if (typeof parsed !== "object" || parsed === null || (parsed as { pgwatch?: unknown }).pgwatch !== 1) {
     return "not a pgwatch wake-up"
   }
-  return (parsed as { schema?: unknown }).schema === schema ? "ours" : "other-schema"
+  const wake = parsed as { schema?: unknown; redelivery?: unknown }
+  if (wake.schema !== schema) return "other-schema"
+  return wake.redelivery === true ? "ours, redelivery" : "ours"
 }
 
 /** Drops a connection without waiting on a peer that may never answer. */

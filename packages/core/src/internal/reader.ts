@@ -118,6 +118,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
           registered = false
           break
         case "Wake":
+          if (event.redelivery) redeliveriesDueAt = 0
       }
     }
 
