@@ -269,8 +269,6 @@ export const runUntil = <R>(
       subscribed: options.subscribed
     }).pipe(
       Stream.interruptWhen(Deferred.await(stop)),
-      // Read the next page while this one is being handled.
-      Stream.bufferChunks({ capacity: 1 }),
       Stream.mapChunksEffect((deliveries) => Effect.as(handleChunk(deliveries), Chunk.empty<never>())),
       Stream.runDrain
     )
