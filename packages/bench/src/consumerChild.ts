@@ -3,7 +3,11 @@ import { fork, type ChildProcess } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import type { ChildArgs, FromChild, ToChild } from "./protocol.js"
 
-const script = fileURLToPath(new URL("./consumerProcess.ts", import.meta.url))
+// Compiled (npm run bench runs dist/), children run the compiled library as an app would;
+// from the TypeScript sources they go through tsx with the workspace's "source" condition.
+const compiled = import.meta.url.endsWith(".js")
+const script = fileURLToPath(new URL(compiled ? "./consumerProcess.js" : "./consumerProcess.ts", import.meta.url))
+const loaderFlags = compiled ? [] : ["--conditions=source", "--import", "tsx"]
 
 export type Reach =
   | { readonly reached: true; readonly at: ReadonlyArray<number> }
@@ -35,7 +39,7 @@ const extraFlags = () => (process.env.BENCH_CHILD_FLAGS ?? "").split(" ").filter
 
 export const spawn = async (args: ChildArgs): Promise<ConsumerChild> => {
   const child: ChildProcess = fork(script, [JSON.stringify(args)], {
-    execArgv: ["--conditions=source", "--import", "tsx", ...extraFlags()],
+    execArgv: [...loaderFlags, ...extraFlags()],
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })
   let counts: ReadonlyArray<number> = new Array<number>(args.topic.consumers).fill(0)
