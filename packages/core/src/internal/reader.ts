@@ -92,6 +92,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     let recheck = SHORTEST_RECHECK
     let waitFor: Duration.Duration | undefined
     let redeliveriesDueAt = 0
+    // Redelivery requests emitted and not yet cleared (by log id and request time).
     const redelivered = new Set<string>()
 
     const register = (pid: number) =>
@@ -172,6 +173,9 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
          WHERE r.consumer_id = ${options.consumerId}
          ORDER BY r.log_id
          LIMIT ${options.pageSize}`
+      const pending = new Set(rows.map((row) => `${row.id}@${row.requested_at}`))
+      // Requests no longer in the table were handled and cleared: forget them.
+      for (const key of redelivered) if (!pending.has(key)) redelivered.delete(key)
       return rows.filter((row) => !redelivered.has(`${row.id}@${row.requested_at}`)).map((row): Delivery => {
         redelivered.add(`${row.id}@${row.requested_at}`)
         return {
