@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
+import { migrationNames } from "../../../test-support/migrations.js"
 import { databaseUrl, dropSchema, freshSchema, run } from "./utils.js"
 
 describe("pgwatch demo", () => {
@@ -13,7 +14,7 @@ describe("pgwatch demo", () => {
     const args = ["demo", "--database-url", databaseUrl, "--schema", schema]
     const first = await run(args, { cwd })
     expect(first.code, first.stderr).toBe(0)
-    expect(first.stdout).toContain(`Migrated: 0001_log_and_cursors, 0002_data_change_triggers, 0003_redelivery_wake.`)
+    expect(first.stdout).toContain(`Migrated: ${migrationNames.join(", ")}.`)
     expect(first.stdout).toMatch(/\[auditor\] replay log #\d+\s+UPDATE demo_orders/)
     expect(first.stdout.match(/\[auditor\] replay/g)).toHaveLength(3)
     expect(first.stdout).toMatch(/Demo finished in \d+\.\ds\./)

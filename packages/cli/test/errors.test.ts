@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
+import { migrationNames } from "../../../test-support/migrations.js"
 import { databaseUrl, dbEnv, dropSchema, freshSchema, migratedSchema, run } from "./utils.js"
 
 const expectOneLineError = (result: { code: number | null; stderr: string }, ...parts: Array<string | RegExp>) => {
@@ -32,7 +33,7 @@ describe.concurrent("errors a user must get right", () => {
     for (const args of [["status"], ["notify", "orders", "{}"], ["failures"], ["listen", "--consumers", "auditor"]]) {
       expectOneLineError(
         await run(args, { env: dbEnv(schema) }),
-        `the pgwatch schema "${schema}" is not up to date (3 migration(s) pending): run \`pgwatch migrate\``
+        `the pgwatch schema "${schema}" is not up to date (${migrationNames.length} migration(s) pending): run \`pgwatch migrate\``
       )
     }
   })

@@ -55,6 +55,9 @@ interface RedeliveryRow {
 
 const SHORTEST_RECHECK = Duration.millis(1)
 
+/** Wake-ups waiting after a page that mean writers outpace the reader. */
+const PILED_UP_WAKES = 3
+
 /**
  * Every notification on the channels from `start` on, in commit-visibility order, each once.
  *
@@ -68,8 +71,8 @@ const SHORTEST_RECHECK = Duration.millis(1)
  * Waiting is registered in a table that producers check. A producer that checked just before
  * the registration committed sent no NOTIFY; its transaction was then running, so it is in the
  * next snapshot's in-progress list. Until those "suspects" have finished, the loop re-checks
- * on a short, doubling delay instead of sleeping. When a wake-up is already waiting as a page
- * with rows is done, writers outpace the reader: it unregisters (so they stop paying for
+ * on a short, doubling delay instead of sleeping. When several wake-ups are already waiting as
+ * a page with rows is done, writers outpace the reader: it unregisters (so they stop paying for
  * NOTIFY) and polls, pausing briefly between partial pages, until a read comes back empty.
  */
 export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError, SqlClient.SqlClient> =>
@@ -134,12 +137,11 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     const readPage = Effect.gen(function*() {
       if (cursor.batch === null) batchStartedListening = listenPid !== undefined
       const rows = yield* sql<LogRow>`
-        WITH b AS (SELECT coalesce(${cursor.batch}::pg_snapshot, pg_current_snapshot()) AS snapshot)
-        SELECT b.snapshot::text AS batch, r.id::text, r.channel, r.payload, r.created_at, r.xid::text
-        FROM b LEFT JOIN LATERAL ${schema}.read_page(
-          ${options.channels}::text[], ${cursor.done}::pg_snapshot, b.snapshot,
-          ${cursor.afterXid}::xid8, ${cursor.afterId}::bigint, ${options.pageSize}
-        ) AS r ON true`
+        SELECT page_batch AS batch, log_id::text AS id, log_channel AS channel, log_payload AS payload,
+               log_created_at AS created_at, log_xid::text AS xid
+          FROM ${schema}.next_page(
+            ${options.channels}::text[], ${cursor.done}::pg_snapshot, ${cursor.batch}::pg_snapshot,
+            ${cursor.afterXid}::xid8, ${cursor.afterId}::bigint, ${options.pageSize})`
       const batch = rows[0]!.batch
       const found = rows.filter((row) => row.id !== null)
       const complete = found.length < options.pageSize
@@ -231,9 +233,10 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
 
     const pull = Effect.gen(function*() {
       if (waitFor !== undefined) {
-        // A wake-up already waiting after a page with rows: writers outpace us, so stop
-        // asking them to NOTIFY and read on by polling.
-        if (registered && lastPageHadRows && (yield* Queue.size(events)) > 0) {
+        // Several wake-ups (commits) piled up while a page with rows was read and handled:
+        // writers outpace us, so stop asking them to NOTIFY and read on by polling. One or two
+        // is a steady producer that we keep up with; it keeps its immediate wake-ups.
+        if (registered && lastPageHadRows && (yield* Queue.size(events)) >= PILED_UP_WAKES) {
           yield* unregister
           registered = false
         } else {
