@@ -1,5 +1,5 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Option, Schedule } from "effect"
+import { Deferred, Effect, Option, Schedule } from "effect"
 import * as Admin from "../src/Admin.js"
 import * as PgWatch from "../src/PgWatch.js"
 import { freshChannel, query, rawClient, recordingConsumer, start, takeN, watchLayer } from "./utils.js"
@@ -62,6 +62,34 @@ describe("listen connection loss", () => {
         yield* query(writer, "COMMIT")
         const [got] = yield* takeN(received, 1, "5 seconds")
         expect(got!.payload).toBe("racing")
+        yield* stop
+      }))
+
+    it.scoped("a wake-up that comes while a batch is paged through still gets its rows read at once", () =>
+      Effect.gen(function*() {
+        const channel = freshChannel()
+        const firstStarted = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const { consumer, received } = yield* recordingConsumer({
+          id: "mid-batch",
+          channels: [channel],
+          handle: (notification) =>
+            notification.payload === 0
+              ? Effect.zipRight(Deferred.succeed(firstStarted, undefined), Deferred.await(release))
+              : Effect.void
+        })
+        const stop = yield* start(consumer, { pageSize: 2 })
+        yield* awaitListener("mid-batch")
+        // One transaction, three pages: the batch's snapshot is taken at the first page.
+        yield* PgWatch.notifyMany(channel, [0, 1, 2, 3, 4])
+        yield* Deferred.await(firstStarted)
+        // Committed (and its wake-up received) while the first page is handled: it is not in
+        // that batch, and no other wake-up will come for it.
+        yield* PgWatch.notify(channel, "late")
+        yield* Effect.sleep("200 millis")
+        yield* Deferred.succeed(release, undefined)
+        const got = yield* takeN(received, 6, "5 seconds")
+        expect(got.map((n) => n.payload)).toEqual([0, 1, 2, 3, 4, "late"])
         yield* stop
       }))
 

@@ -55,8 +55,15 @@ interface RedeliveryRow {
 
 const SHORTEST_RECHECK = Duration.millis(1)
 
-/** Wake-ups waiting after a page that mean writers outpace the reader. */
-const PILED_UP_WAKES = 3
+/**
+ * Below this rate (commits/s on the reader's channels) a wake-up per commit is cheap for
+ * writers and gives the lowest latency; above it the reader polls. A registered reader
+ * measures the rate by its wake-ups; a polling one by the rows a busy pause gathers.
+ */
+const KEEP_UP_RATE = 1000
+
+/** The window over which a registered reader counts its wake-ups against that rate. */
+const RATE_WINDOW_MS = 100
 
 /**
  * Every notification on the channels from `start` on, in commit-visibility order, each once.
@@ -71,9 +78,10 @@ const PILED_UP_WAKES = 3
  * Waiting is registered in a table that producers check. A producer that checked just before
  * the registration committed sent no NOTIFY; its transaction was then running, so it is in the
  * next snapshot's in-progress list. Until those "suspects" have finished, the loop re-checks
- * on a short, doubling delay instead of sleeping. When several wake-ups are already waiting as
- * a page with rows is done, writers outpace the reader: it unregisters (so they stop paying for
- * NOTIFY) and polls, pausing briefly between partial pages, until a read comes back empty.
+ * on a short, doubling delay instead of sleeping. When wake-ups come faster than KEEP_UP_RATE,
+ * they cost writers more than they are worth: it unregisters (so writers stop paying for
+ * NOTIFY) and polls, pausing between partial pages, until the rows one pause gathers show the
+ * rate has fallen below KEEP_UP_RATE.
  */
 export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError, SqlClient.SqlClient> =>
   Stream.unwrapScoped(Effect.gen(function*() {
@@ -92,9 +100,19 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     let registered = false
     let suspects: ReadonlySet<string> | undefined
     let lastPageHadRows = false
+    // Wake-ups in the current rate window, and whether the last window was over the rate.
+    let windowStart = 0
+    let windowWakes = 0
+    let tooFrequent = false
+    // Whether a wake-up came after the batch being paged through took its snapshot: its rows
+    // may not be in that batch, so the next batch must be read at once.
+    let wokenDuringBatch = false
+    // Whether the read under way follows a busy pause (so its rows measure the writers' rate).
+    let pausedBusy = false
     let recheck = SHORTEST_RECHECK
     let waitFor: Duration.Duration | undefined
     let redeliveriesDueAt = 0
+    const quietPageRows = Math.max(1, Math.floor(Duration.toSeconds(options.busyReadInterval) * KEEP_UP_RATE))
     // Redelivery requests emitted and not yet cleared (by log id and request time).
     const redelivered = new Set<string>()
 
@@ -122,6 +140,8 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
           registered = false
           break
         case "Wake":
+          windowWakes += 1
+          wokenDuringBatch = true
           if (event.redelivery) redeliveriesDueAt = 0
       }
     }
@@ -135,7 +155,11 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       ).pipe(Effect.zipRight(drainEvents))
 
     const readPage = Effect.gen(function*() {
-      if (cursor.batch === null) batchStartedListening = listenPid !== undefined
+      if (cursor.batch === null) {
+        batchStartedListening = listenPid !== undefined
+        // This read takes a new snapshot, which covers every wake-up handled so far.
+        wokenDuringBatch = false
+      }
       const rows = yield* sql<LogRow>`
         SELECT page_batch AS batch, log_id::text AS id, log_channel AS channel, log_payload AS payload,
                log_created_at AS created_at, log_xid::text AS xid
@@ -202,15 +226,29 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         }
         const settled = registered && suspects !== undefined && suspects.size === 0
         if (settled) recheck = SHORTEST_RECHECK
-        if (page.deliveries.length > 0) {
-          lastPageHadRows = true
+        // Polling, but a last page this small means writers have slowed to a rate that
+        // wake-ups serve well: ask for them again rather than pausing.
+        const slowedDown = pausedBusy && !registered && page.complete && page.deliveries.length < quietPageRows
+        lastPageHadRows = page.deliveries.length > 0
+        const now = yield* Clock.currentTimeMillis
+        if (now - windowStart >= RATE_WINDOW_MS) {
+          tooFrequent = registered && (windowWakes * 1000) / (now - windowStart) > KEEP_UP_RATE
+          windowStart = now
+          windowWakes = 0
+        }
+        if (lastPageHadRows && !(slowedDown && listenPid !== undefined)) {
           // Caught up and registered: anything newer wakes us. Busy (unregistered): a short
           // pause between partial pages lets rows gather: fewer, fuller reads, and the
           // server's time goes to the writers.
-          waitFor = !page.complete ? undefined : settled ? options.pollInterval : registered ? recheckDelay() : options.busyReadInterval
+          waitFor = !page.complete || (registered && wokenDuringBatch)
+            ? undefined
+            : settled
+            ? options.pollInterval
+            : registered
+            ? recheckDelay()
+            : options.busyReadInterval
           return
         }
-        lastPageHadRows = false
         if (listenPid !== undefined && !registered) {
           yield* register(listenPid)
           registered = true
@@ -233,16 +271,21 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
 
     const pull = Effect.gen(function*() {
       if (waitFor !== undefined) {
-        // Several wake-ups (commits) piled up while a page with rows was read and handled:
-        // writers outpace us, so stop asking them to NOTIFY and read on by polling. One or two
-        // is a steady producer that we keep up with; it keeps its immediate wake-ups.
-        if (registered && lastPageHadRows && (yield* Queue.size(events)) >= PILED_UP_WAKES) {
+        // Wake-ups (commits) come faster than KEEP_UP_RATE: stop asking writers to NOTIFY
+        // and read on by polling. Slower writers keep their immediate wake-ups.
+        if (registered && lastPageHadRows && tooFrequent) {
           yield* unregister
           registered = false
-        } else {
-          yield* wait(waitFor)
+          tooFrequent = false
+          waitFor = options.busyReadInterval
         }
+        // Busy: a plain pause, which late wake-ups from writers that still saw our
+        // registration must not cut short (events are handled after it).
+        pausedBusy = !registered && waitFor === options.busyReadInterval
+        yield* pausedBusy ? Effect.sleep(waitFor) : wait(waitFor)
         waitFor = undefined
+      } else {
+        pausedBusy = false
       }
       yield* drainEvents
       const now = yield* Clock.currentTimeMillis
