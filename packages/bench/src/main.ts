@@ -62,7 +62,8 @@ const main = async () => {
     for (const scenario of scenarios) {
       if (only !== undefined && !only.includes(scenario.name)) continue
       Progress.log(`scenario ${scenario.name}`)
-      rows.push(...await scenario.run(context))
+      const taking = systems.filter((system) => system.scenarios?.includes(scenario.name) ?? true)
+      rows.push(...await scenario.run({ ...context, systems: taking }))
     }
     const results = Report.results({ mode, startedAt, loadAtStart, server: server.origin, info, systems, rows, argv })
     process.stdout.write(Report.text(results))

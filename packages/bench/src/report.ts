@@ -84,7 +84,7 @@ const vsBestPeer = (row: Row, rows: ReadonlyArray<Row>): number => {
   const primary = PRIMARY[row.scenario]
   if (primary === undefined || !Systems.isPeer(row.system)) return Number.NaN
   const others = rows
-    .filter((r) => r.scenario === row.scenario && r.variant === row.variant && r.system !== row.system && Systems.isPeer(r.system))
+    .filter((r) => r.scenario === row.scenario && r.variant === row.variant && Systems.product(r.system) !== Systems.product(row.system) && Systems.isPeer(r.system))
     .map((r) => r.metrics[primary.metric] ?? Number.NaN)
     .filter(Number.isFinite)
   if (others.length === 0) return Number.NaN

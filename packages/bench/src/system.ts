@@ -43,6 +43,8 @@ export interface System {
    * skips a row that commits after a higher id); the bench then waits less for stragglers.
    */
   readonly skipsLateCommits: boolean
+  /** The scenarios it takes part in, by name; all when absent. */
+  readonly scenarios?: ReadonlyArray<string>
   readonly setup: (url: string) => Promise<void>
   readonly prepare: (url: string, topic: Topic) => Promise<void>
   readonly producer: (url: string, topic: Topic, connections: number) => Promise<Producer>
@@ -54,4 +56,4 @@ export interface System {
   readonly createdAt?: (url: string, topic: Topic) => Promise<ReadonlyMap<number, number>>
 }
 
-export type SystemName = "pgwatch" | "graphile-worker" | "pg-boss" | "floor" | "floor+notify"
+export type SystemName = "pgwatch" | "pgwatch-sql" | "graphile-worker" | "pg-boss" | "floor" | "floor+notify"

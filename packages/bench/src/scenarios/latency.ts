@@ -88,6 +88,8 @@ const runSystem = async (context: Context, system: System): Promise<Array<Row>> 
       const created = createdAt.get(p.seq)
       return at === undefined || created === undefined ? [] : [at.wall - created]
     })
+    // The commit alone (send -> commit returned): a floor under any tx start -> handler figure.
+    const commit = distribution(sent.map((p) => p.committedAt - p.sentAt))
     const pacedRow: Row = {
       scenario: "latency",
       variant: `paced ${mode.pacedRate}/s: tx start -> handler`,
@@ -95,6 +97,8 @@ const runSystem = async (context: Context, system: System): Promise<Array<Row>> 
       metrics: {
         n: fromSend.length,
         ...millis(distribution(fromSend)),
+        commit_p50_ms: commit.p50 / 1000,
+        commit_p99_ms: commit.p99 / 1000,
         ...(createdAt === undefined ? {} : millis(distribution(fromCreated), "created_at_"))
       },
       ...(reach.reached ? {} : { note: `${sent.length - fromSend.length} of ${sent.length} not handled within ${mode.catchUpMs / 1000} s` })

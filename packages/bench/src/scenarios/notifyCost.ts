@@ -26,6 +26,7 @@ const cases = (systems: ReadonlyArray<System>): Array<Case> =>
   systems.flatMap((system): Array<Case> => {
     switch (system.name) {
       case "pgwatch":
+      case "pgwatch-sql":
         return [
           { system, label: "nobody waiting (no NOTIFY)", consumer: false, holdWaiting: false },
           { system, label: "a consumer always waiting (NOTIFY per commit)", consumer: false, holdWaiting: true },

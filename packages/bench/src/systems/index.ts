@@ -3,6 +3,7 @@ import type { System, SystemName } from "../system.js"
 /** Loaders for every system, in the order tables list them; a consumer child loads only its own. */
 const loaders: ReadonlyArray<readonly [SystemName, () => Promise<System>]> = [
   ["pgwatch", () => import("./pgwatch.js").then((m) => m.system)],
+  ["pgwatch-sql", () => import("./pgwatch.js").then((m) => m.sqlProducers)],
   ["graphile-worker", () => import("./graphileWorker.js").then((m) => m.system)],
   ["pg-boss", () => import("./pgBoss.js").then((m) => m.system)],
   ["floor", () => import("./floor.js").then((m) => m.make(false))],
@@ -19,3 +20,6 @@ export const load = (name: string): Promise<System> => {
 
 /** The systems that are products (the floors are not). */
 export const isPeer = (name: SystemName) => name !== "floor" && name !== "floor+notify"
+
+/** The product a system measures: pgwatch's two producer paths are one product. */
+export const product = (name: SystemName) => name === "pgwatch-sql" ? "pgwatch" : name

@@ -7,7 +7,7 @@ import * as PgWatch from "@pgwatch/core/PgWatch"
 import * as Consumer from "@pgwatch/core/Consumer"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Layer, ManagedRuntime, Redacted, Scope } from "effect"
-import { createdAtBySeq, withClient } from "../pg.js"
+import { connect, createdAtBySeq, withClient } from "../pg.js"
 import type { Consumers, Producer, System } from "../system.js"
 
 const SCHEMA = "pgwatch"
@@ -61,6 +61,37 @@ export const system: System = {
       )
       return createdAtBySeq(rows)
     })
+}
+
+/**
+ * pgwatch again, with producers calling the SQL API (`smart_notify`, `smart_notify_many`)
+ * through bare `pg`, as any client or language can: the same server work as `PgWatch.notify`
+ * without the Effect and @effect/sql client path, so the difference between the two rows is
+ * client CPU, which on a 2-core box is taken from the server. Consumers are unchanged.
+ */
+export const sqlProducers: System = {
+  ...system,
+  name: "pgwatch-sql",
+  label: "pgwatch, producers through SQL (bare pg)",
+  notes: "pgwatch with producers calling `SELECT pgwatch.smart_notify($1, $2)` (or `smart_notify_many`) through bare `pg` instead of `PgWatch.notify`; consumers as for pgwatch. Run in the live and notify-cost scenarios only.",
+  scenarios: ["live", "notify-cost"],
+  producer: async (url, topic, connections): Promise<Producer> => {
+    const clients = await Promise.all(Array.from({ length: connections }, () => connect(url, "bench pgwatch-sql producer")))
+    return {
+      send: async (i, payload) => {
+        await clients[i]!.query(`SELECT ${SCHEMA}.smart_notify($1, $2::jsonb)`, [topic.name, JSON.stringify(payload)])
+      },
+      sendBatch: async (i, payloads) => {
+        await clients[i]!.query(`SELECT ${SCHEMA}.smart_notify_many($1, $2::jsonb[])`, [
+          topic.name,
+          payloads.map((p) => JSON.stringify(p))
+        ])
+      },
+      close: async () => {
+        await Promise.all(clients.map((c) => c.end().catch(() => undefined)))
+      }
+    }
+  }
 }
 
 /**
