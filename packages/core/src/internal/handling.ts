@@ -2,6 +2,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import type * as Schedule from "effect/Schedule"
 import type { Consumer, HandlerError } from "../Consumer.js"
 import { deadLetteredTotal, handledTotal, lagSeconds, Retryable, retriedTotal } from "../Consumer.js"
@@ -27,6 +28,10 @@ const describe = (error: HandlerError): string => {
   const detail = cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause)
   return `${error.message}: ${detail}`
 }
+
+/** A handler that threw or died: retried like a retryable error. */
+const died = (defect: unknown) =>
+  new Retryable({ message: `handler died: ${Cause.pretty(Cause.die(defect))}`, cause: defect })
 
 /**
  * The handling of one notification for a consumer: a retryable error (or a defect) is retried
@@ -55,50 +60,63 @@ export const processor = <R>(consumer: Consumer<R>, fallbackRetry: Schedule.Sche
     return Effect.retry(again, { schedule: retry, while: (error) => error._tag === "Retryable" })
   }
 
+  /** A first attempt's failure as a handler error (a defect is retryable); none if interrupted. */
+  const asHandlerError = (cause: Cause.Cause<HandlerError>): Option.Option<HandlerError> =>
+    Option.orElse(Cause.failureOption(cause), () => Option.map(Cause.dieOption(cause), died))
+
+  const warnRetryable = (notification: Notification<unknown>, error: HandlerError) =>
+    error._tag === "Retryable"
+      ? Effect.zipRight(
+        Metric.increment(retried),
+        Effect.logWarning(`pgwatch: ${consumer.id} failed on notification ${notification.id}: ${error.message}`)
+      )
+      : Effect.void
+
+  // After a failed first attempt: retry a retryable error on the schedule, else give up.
+  const afterFirstFailure = (notification: Notification<unknown>, first: HandlerError) => {
+    let attempts = 1
+    const gaveUp = (error: HandlerError) =>
+      deadLetter(error._tag === "Permanent" ? "permanent" : "retries-exhausted", describe(error), attempts)
+    if (first._tag === "Permanent") return gaveUp(first)
+    const attempt = Effect.suspend(() => {
+      attempts += 1
+      return consumer.handle(notification)
+    }).pipe(
+      Effect.catchAllDefect((defect) => Effect.fail(died(defect))),
+      Effect.tapError((error) => warnRetryable(notification, error))
+    )
+    return Effect.matchEffect(retryPath(attempt, first), {
+      onSuccess: () => Effect.as(Metric.increment(handled), { _tag: "Handled", attempts } as Outcome),
+      onFailure: gaveUp
+    })
+  }
+
+  // Most notifications succeed at once: that path allocates as little as it can.
+  const handledAtOnce = Effect.as(Metric.increment(handled), { _tag: "Handled", attempts: 1 } as Outcome)
+
   return (notification: Notification<unknown>): Effect.Effect<Outcome, never, R> => {
     const decoded = consumer.decode(notification.payload)
     if (Either.isLeft(decoded)) return deadLetter("invalid-payload", decoded.left, 0)
-    const typed: Notification<unknown> = { ...notification, payload: decoded.right }
-
-    let attempts = 0
-    const attempt = Effect.suspend(() => {
-      attempts += 1
-      return consumer.handle(typed)
-    }).pipe(
-      Effect.catchAllDefect((defect) =>
-        Effect.fail(new Retryable({ message: `handler died: ${Cause.pretty(Cause.die(defect))}`, cause: defect }))
-      ),
-      Effect.tapError((error) =>
-        error._tag === "Retryable"
-          ? Effect.zipRight(
-            Metric.increment(retried),
-            Effect.logWarning(`pgwatch: ${consumer.id} failed on notification ${notification.id}: ${error.message}`)
-          )
-          : Effect.void
-      )
-    )
-    const succeeded = Effect.suspend(() => Effect.as(Metric.increment(handled), { _tag: "Handled", attempts } as Outcome))
-    const gaveUp = (error: HandlerError) =>
-      deadLetter(error._tag === "Permanent" ? "permanent" : "retries-exhausted", describe(error), attempts)
-
-    return attempt.pipe(
-      Effect.matchEffect({
-        onSuccess: () => succeeded,
-        onFailure: (error) =>
-          error._tag === "Permanent"
-            ? gaveUp(error)
-            : Effect.matchEffect(retryPath(attempt, error), { onSuccess: () => succeeded, onFailure: gaveUp })
-      }),
-      withSpanIfTraced(spanName, {
-        captureStackTrace: false,
-        attributes: {
-          "pgwatch.consumer": consumer.id,
-          "pgwatch.channel": notification.channel,
-          "pgwatch.log_id": String(notification.id),
-          "pgwatch.replay": notification.isReplay
-        }
-      })
-    )
+    const typed: Notification<unknown> = decoded.right === notification.payload
+      ? notification
+      : { ...notification, payload: decoded.right }
+    const handling = Effect.matchCauseEffect(Effect.suspend(() => consumer.handle(typed)), {
+      onSuccess: () => handledAtOnce,
+      onFailure: (cause) =>
+        Option.match(asHandlerError(cause), {
+          onNone: () => Effect.failCause(cause as Cause.Cause<never>),
+          onSome: (error) => Effect.zipRight(warnRetryable(typed, error), afterFirstFailure(typed, error))
+        })
+    })
+    return withSpanIfTraced(spanName, () => ({
+      captureStackTrace: false,
+      attributes: {
+        "pgwatch.consumer": consumer.id,
+        "pgwatch.channel": notification.channel,
+        "pgwatch.log_id": String(notification.id),
+        "pgwatch.replay": notification.isReplay
+      }
+    }))(handling)
   }
 }
 
