@@ -52,16 +52,19 @@ describe("delivery", () => {
       Effect.gen(function*() {
         const channel = freshChannel()
         const healthy = yield* Effect.forEach(["a", "b"], (id) => recordingConsumer({ id: `fan_${id}`, channels: [channel] }))
+        const attempted = yield* Queue.unbounded<void>()
         const failing = yield* recordingConsumer({
           id: "fan_failing",
           channels: [channel],
-          handle: () => Effect.fail(new Consumer.Permanent({ message: "always broken" }))
+          handle: () => Effect.zipRight(Queue.offer(attempted, undefined), Effect.fail(new Consumer.Permanent({ message: "always broken" })))
         })
         const stops = yield* Effect.forEach([...healthy, failing], ({ consumer }) => start(consumer))
         const sent = yield* PgWatch.notifyMany(channel, Array.from({ length: 20 }, (_, i) => i))
         for (const { received } of healthy) {
           expect((yield* takeN(received, 20)).map((r) => r.id)).toEqual(sent)
         }
+        // The failing consumer may lag the others: stop it only once it has tried every one.
+        yield* Effect.forEach(sent, () => Queue.take(attempted), { discard: true })
         yield* Effect.forEach(stops, (stop) => stop)
 
         const { sql, settings } = yield* PgWatch.PgWatch
