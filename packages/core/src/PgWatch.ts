@@ -303,9 +303,6 @@ export const layerDatabase: Layer.Layer<PgClient.PgClient, SqlError | ConfigErro
   Effect.map(databaseConfig, (config) => PgClient.layer(config))
 ).pipe(Layer.map((context) => Context.make(PgClient.PgClient, Context.get(context, PgClient.PgClient))))
 
-/** The schema as a quoted SQL identifier. */
-const quoteSchema = (schema: string) => `"${schema.replaceAll("\"", "\"\"")}"`
-
 const encodeJson = (payload: unknown): Effect.Effect<string, PgWatchError> =>
   Effect.try({
     try: () => {
@@ -344,7 +341,7 @@ export const notify = <A, I = A>(
   Effect.flatMap(Effect.zip(Channel.validate(channel), encodePayload(payload, schema)), ([name, json]) =>
     Effect.flatMap(PgWatch, ({ settings, sql }) =>
       Effect.map(
-        sql.unsafe<{ id: string }>(`SELECT ${quoteSchema(settings.schema)}.smart_notify($1, $2::jsonb)::text AS id`, [name, json]),
+        sql.unsafe<{ id: string }>(`SELECT ${Pg.escapeIdentifier(settings.schema)}.smart_notify($1, $2::jsonb)::text AS id`, [name, json]),
         (rows) => BigInt(rows[0]!.id)
       ))).pipe(withSpanIfTraced("PgWatch.notify", { captureStackTrace: false, attributes: { channel } }))
 

@@ -4,10 +4,10 @@
  * safety (a row that commits after a higher id is skipped), no retries: it shows what the
  * database costs, not a usable system.
  */
-import type * as Pg from "pg"
+import * as Pg from "pg"
 import { sleep } from "../clock.js"
-import { connect, createdAtBySeq, withClient } from "../pg.js"
-import type { Consumers, OnHandled, Producer, System, Topic } from "../system.js"
+import { bareProducer, connect, createdAtBySeq, withClient } from "../pg.js"
+import type { Consumers, OnHandled, System, Topic } from "../system.js"
 
 const PAGE_SIZE = 1000
 /** How often a caught-up reader without NOTIFY looks again. */
@@ -23,8 +23,6 @@ const INSERT_MANY = "INSERT INTO bench_log (channel, payload) SELECT $1, p FROM 
 const INSERT_MANY_AND_NOTIFY = `
   WITH rows AS (INSERT INTO bench_log (channel, payload) SELECT $1, p FROM unnest($2::jsonb[]) AS p RETURNING id)
   SELECT pg_notify($1, '') WHERE EXISTS (SELECT 1 FROM rows)`
-
-const quoteIdent = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
 
 /** One reader: pages through the channel by id, then polls (or waits for a NOTIFY). */
 const read = (client: Pg.Client, topic: Topic, index: number, wake: boolean, onHandled: OnHandled) => {
@@ -45,7 +43,7 @@ const read = (client: Pg.Client, topic: Topic, index: number, wake: boolean, onH
     }).finally(() => (wakeUp = undefined))
 
   const loop = (async () => {
-    if (wake) await client.query(`LISTEN ${quoteIdent(topic.name)}`)
+    if (wake) await client.query(`LISTEN ${Pg.escapeIdentifier(topic.name)}`)
     let last = "0"
     while (!stopped) {
       woken = false
@@ -89,22 +87,11 @@ export const make = (wake: boolean): System => ({
       ).then(() => undefined)
     ),
   prepare: async () => undefined,
-  producer: async (url, topic, connections): Promise<Producer> => {
-    const clients = await Promise.all(Array.from({ length: connections }, () => connect(url, "bench producer")))
-    const one = wake ? INSERT_AND_NOTIFY : INSERT
-    const many = wake ? INSERT_MANY_AND_NOTIFY : INSERT_MANY
-    return {
-      send: async (i, payload) => {
-        await clients[i]!.query(one, [topic.name, JSON.stringify(payload)])
-      },
-      sendBatch: async (i, payloads) => {
-        await clients[i]!.query(many, [topic.name, payloads.map((p) => JSON.stringify(p))])
-      },
-      close: async () => {
-        await Promise.all(clients.map((c) => c.end().catch(() => undefined)))
-      }
-    }
-  },
+  producer: (url, topic, connections) =>
+    bareProducer(url, topic.name, connections, "bench producer", {
+      one: wake ? INSERT_AND_NOTIFY : INSERT,
+      many: wake ? INSERT_MANY_AND_NOTIFY : INSERT_MANY
+    }),
   consume: async (url, topic, onHandled): Promise<Consumers> => {
     const clients = await Promise.all(Array.from({ length: topic.consumers }, () => connect(url, "bench reader")))
     const stops = clients.map((client, i) => read(client, topic, i, wake, onHandled))

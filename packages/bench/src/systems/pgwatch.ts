@@ -7,7 +7,7 @@ import * as PgWatch from "@pgwatch/core/PgWatch"
 import * as Consumer from "@pgwatch/core/Consumer"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Layer, ManagedRuntime, Redacted, Scope } from "effect"
-import { connect, createdAtBySeq, withClient } from "../pg.js"
+import { bareProducer, createdAtBySeq, withClient } from "../pg.js"
 import type { Consumers, Producer, System } from "../system.js"
 
 const SCHEMA = "pgwatch"
@@ -75,23 +75,11 @@ export const sqlProducers: System = {
   label: "pgwatch, producers through SQL (bare pg)",
   notes: "pgwatch with producers calling `SELECT pgwatch.smart_notify($1, $2)` (or `smart_notify_many`) through bare `pg` instead of `PgWatch.notify`; consumers as for pgwatch. Run in the live and notify-cost scenarios only.",
   scenarios: ["live", "notify-cost"],
-  producer: async (url, topic, connections): Promise<Producer> => {
-    const clients = await Promise.all(Array.from({ length: connections }, () => connect(url, "bench pgwatch-sql producer")))
-    return {
-      send: async (i, payload) => {
-        await clients[i]!.query(`SELECT ${SCHEMA}.smart_notify($1, $2::jsonb)`, [topic.name, JSON.stringify(payload)])
-      },
-      sendBatch: async (i, payloads) => {
-        await clients[i]!.query(`SELECT ${SCHEMA}.smart_notify_many($1, $2::jsonb[])`, [
-          topic.name,
-          payloads.map((p) => JSON.stringify(p))
-        ])
-      },
-      close: async () => {
-        await Promise.all(clients.map((c) => c.end().catch(() => undefined)))
-      }
-    }
-  }
+  producer: (url, topic, connections) =>
+    bareProducer(url, topic.name, connections, "bench pgwatch-sql producer", {
+      one: `SELECT ${SCHEMA}.smart_notify($1, $2::jsonb)`,
+      many: `SELECT ${SCHEMA}.smart_notify_many($1, $2::jsonb[])`
+    })
 }
 
 /**

@@ -51,8 +51,6 @@ interface Connection {
   readonly broken: Deferred.Deferred<never, PgWatchError>
 }
 
-const quoteIdent = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
-
 const listenerError = (message: string, cause?: unknown) =>
   new PgWatchError({ reason: "Listener", message, cause })
 
@@ -81,7 +79,7 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
       }).pipe(Effect.tapError((error) => Deferred.fail(connection.broken, error)))
 
     const listen = (connection: Connection, channels: Iterable<string>) =>
-      Effect.forEach(channels, (channel) => run(connection, `LISTEN ${quoteIdent(channel)}`), { discard: true })
+      Effect.forEach(channels, (channel) => run(connection, `LISTEN ${Pg.escapeIdentifier(channel)}`), { discard: true })
 
     const listenedChannels = () => new Set([...subscribers].flatMap((s) => [...s.channels]))
 
@@ -186,7 +184,7 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
             const remaining = listenedChannels()
             const unused = [...subscriber.channels].filter((channel) => !remaining.has(channel))
             if (connection !== undefined) {
-              yield* Effect.forEach(unused, (channel) => run(connection, `UNLISTEN ${quoteIdent(channel)}`), {
+              yield* Effect.forEach(unused, (channel) => run(connection, `UNLISTEN ${Pg.escapeIdentifier(channel)}`), {
                 discard: true
               }).pipe(Effect.ignore)
             }
