@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Pg from "pg"
-import { inject } from "vitest"
+import { afterAll, inject } from "vitest"
 
 export const databaseUrl = inject("databaseUrl")
 
@@ -11,8 +11,19 @@ export const BIN = fileURLToPath(new URL("../bin/pgwatch.mjs", import.meta.url))
 export const FIXTURES = fileURLToPath(new URL("./fixtures", import.meta.url))
 export const PROJECT = NodePath.join(FIXTURES, "project")
 
-/** Each test its own schema, so that files (and tests) run in parallel. */
-export const freshSchema = () => `cli_${Math.random().toString(36).slice(2, 10)}`
+/** Schemas named by this test file, dropped after its last test. */
+const named = new Set<string>()
+
+/** Each test its own schema, so that files (and tests) run in parallel; dropped after the file. */
+export const freshSchema = () => {
+  const schema = `cli_${Math.random().toString(36).slice(2, 10)}`
+  named.add(schema)
+  return schema
+}
+
+afterAll(async () => {
+  for (const schema of named) await dropSchema(schema)
+})
 
 export interface RunOptions {
   readonly cwd?: string | undefined
@@ -146,7 +157,7 @@ export const withClient = async <A>(f: (client: Pg.Client) => Promise<A>): Promi
 }
 
 export const dropSchema = (schema: string) =>
-  withClient((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`))
+  withClient((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)).then(() => undefined)
 
 /** Environment selecting the test database and a schema. */
 export const dbEnv = (schema: string) => ({ PGWATCH_DATABASE_URL: databaseUrl, PGWATCH_SCHEMA: schema })

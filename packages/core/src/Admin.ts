@@ -44,6 +44,46 @@ export interface ChannelStatus {
 }
 
 /**
+ * Whether a consumer runs: `running` (its process holds its listen connection open),
+ * `stopped` (not running, or stopped cleanly), or `unknown` (marked running, but the session it
+ * held is gone: the process died without cleaning up, or is reconnecting).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RunState = "running" | "stopped" | "unknown"
+
+/**
+ * The process a consumer runs in (or last ran in, when its state is `unknown`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunningProcess {
+  readonly host: string
+  /** The OS process id on that host. */
+  readonly pid: number
+  readonly since: Date
+  /** The server pid of the listen connection it holds; null until it has connected. */
+  readonly backendPid: number | null
+}
+
+/**
+ * The failure of the notification a consumer is retrying now.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CurrentError {
+  readonly logId: bigint
+  /** The attempt that failed (1 is the first try). */
+  readonly attempt: number
+  readonly error: string
+  /** When the notification first failed. */
+  readonly since: Date
+}
+
+/**
  * Where a registered consumer stands.
  *
  * @since 0.1.0
@@ -52,8 +92,15 @@ export interface ChannelStatus {
 export interface ConsumerStatus {
   readonly id: string
   readonly channels: ReadonlyArray<string>
-  /** Notifications handled since the consumer was registered. */
+  readonly state: RunState
+  /** Set while running (and when `unknown`), null when stopped. */
+  readonly runningOn: RunningProcess | null
+  /** Set while a notification is being retried. */
+  readonly currentError: CurrentError | null
+  /** Notifications handled (successfully) since the consumer was registered, replays included. */
   readonly handled: number
+  /** Notifications given up on since the consumer was registered (`deadLetters` are those still kept). */
+  readonly deadLettered: number
   /** The log id of the last notification it handled, and when that was written. */
   readonly lastLogId: bigint | null
   readonly lastLogAt: Date | null
@@ -71,7 +118,17 @@ export interface ConsumerStatus {
 interface StatusRow {
   readonly id: string
   readonly channels: ReadonlyArray<string>
+  readonly state: RunState
+  readonly running_host: string | null
+  readonly running_pid: number | null
+  readonly running_since: Date | null
+  readonly running_backend_pid: number | null
+  readonly current_error: string | null
+  readonly current_attempt: number | null
+  readonly current_log_id: string | null
+  readonly error_since: Date | null
   readonly handled: string
+  readonly dead_lettered: string
   readonly last_log_id: string | null
   readonly last_log_at: Date | null
   readonly updated_at: Date
@@ -100,7 +157,14 @@ export const status = (
     const schema = sql(settings.schema)
     const ids = options.consumerIds === undefined ? null : [...options.consumerIds]
     const rows = yield* sql<StatusRow>`
-      SELECT c.id, c.channels, c.handled::text, c.last_log_id::text,
+      SELECT c.id, c.channels,
+             CASE WHEN c.running_since IS NULL THEN 'stopped'
+                  WHEN EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.running_backend_pid) THEN 'running'
+                  ELSE 'unknown' END AS state,
+             c.running_host, c.running_pid, c.running_since, c.running_backend_pid,
+             c.current_error, c.current_attempt, c.current_log_id::text, c.error_since,
+             greatest(c.handled - c.dead_lettered, 0)::text AS handled, c.dead_lettered::text,
+             c.last_log_id::text,
              (SELECT l.created_at FROM ${schema}.notification_log l WHERE l.id = c.last_log_id) AS last_log_at,
              c.updated_at, c.last_error,
              (SELECT count(*) FROM ${schema}.redelivery r WHERE r.consumer_id = c.id)::text AS redeliveries,
@@ -138,7 +202,21 @@ export const status = (
     return [...byId.values()].map(({ first, channels }): ConsumerStatus => ({
       id: first.id,
       channels: first.channels,
+      state: first.state,
+      runningOn: first.running_since === null ? null : {
+        host: first.running_host ?? "?",
+        pid: first.running_pid ?? 0,
+        since: first.running_since,
+        backendPid: first.running_backend_pid
+      },
+      currentError: first.current_log_id === null ? null : {
+        logId: BigInt(first.current_log_id),
+        attempt: first.current_attempt ?? 1,
+        error: first.current_error ?? "",
+        since: first.error_since ?? first.updated_at
+      },
       handled: Number(first.handled),
+      deadLettered: Number(first.dead_lettered),
       lastLogId: first.last_log_id === null ? null : BigInt(first.last_log_id),
       lastLogAt: first.last_log_at,
       updatedAt: first.updated_at,

@@ -30,7 +30,7 @@ describe("Admin", () => {
         yield* stop
 
         const [settled] = yield* Admin.status({ consumerIds: ["admin_c1"] })
-        expect(settled).toMatchObject({ id: "admin_c1", pending: 0, deadLetters: 1, handled: 3, redeliveries: 0 })
+        expect(settled).toMatchObject({ id: "admin_c1", pending: 0, deadLetters: 1, deadLettered: 1, handled: 2, redeliveries: 0 })
         expect(settled!.lastError).toContain("refused on purpose")
         expect(settled!.lastLogId).toBe(id3)
 

@@ -4,12 +4,13 @@ import { Effect, Exit, Layer } from "effect"
 import * as Migrator from "../src/Migrator.js"
 import * as PgWatch from "../src/PgWatch.js"
 import { migrationNames } from "../../../test-support/migrations.js"
-import { freshSchema, PgLive } from "./utils.js"
+import { dropSchemaFinally, freshSchema, PgLive } from "./utils.js"
 
 describe("migrator", () => {
   it.live("applies every file once, is safe to run again and from two processes at once", () =>
     Effect.gen(function*() {
       const schema = freshSchema()
+      yield* dropSchemaFinally(schema)
       const planned = yield* Migrator.migrate({ schema, dryRun: true })
       expect(planned.map((m) => m.version)).toEqual(migrationNames.map((name) => Number(name.slice(0, 4))))
       expect(planned[0]!.sql).toContain(`"${schema}".notification_log`)
@@ -23,7 +24,7 @@ describe("migrator", () => {
       expect([first.length, second.length].sort()).toEqual([0, migrationNames.length])
       expect(yield* Migrator.migrate({ schema })).toEqual([])
       expect(yield* Migrator.pending({ schema })).toEqual([])
-    }).pipe(Effect.provide(PgLive)))
+    }).pipe(Effect.scoped, Effect.provide(PgLive)))
 
   it.live("a service on an unmigrated schema says to run `pgwatch migrate`", () =>
     Effect.gen(function*() {
@@ -32,17 +33,18 @@ describe("migrator", () => {
       const error = yield* Effect.flip(Layer.build(PgWatch.layer({ schema: freshSchema() })).pipe(Effect.scoped))
       expect(error).toMatchObject({ reason: "NotMigrated" })
       expect(error.message).toContain("pgwatch migrate")
-    }).pipe(Effect.provide(PgLive)))
+    }).pipe(Effect.scoped, Effect.provide(PgLive)))
 
   it.live("refuses a schema name it cannot render safely", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Migrator.migrate({ schema: "x\"; DROP TABLE y; --" }))
       expect(error).toMatchObject({ reason: "Config" })
-    }).pipe(Effect.provide(PgLive)))
+    }).pipe(Effect.scoped, Effect.provide(PgLive)))
 
   it.live("starting the service clears waiting registrations left by dead processes", () =>
     Effect.gen(function*() {
       const schema = freshSchema()
+      yield* dropSchemaFinally(schema)
       yield* Migrator.migrate({ schema })
       const sql = yield* PgClient.PgClient
       yield* sql`INSERT INTO ${sql(schema)}.waiting (channel, consumer_id, backend_pid)
@@ -50,5 +52,5 @@ describe("migrator", () => {
       yield* Layer.build(PgWatch.layer({ schema })).pipe(Effect.scoped)
       const left = yield* sql<{ consumer_id: string }>`SELECT consumer_id FROM ${sql(schema)}.waiting`
       expect(left.map((r) => r.consumer_id)).toEqual(["alive"])
-    }).pipe(Effect.provide(PgLive)))
+    }).pipe(Effect.scoped, Effect.provide(PgLive)))
 })

@@ -28,8 +28,21 @@ export const testOptions: PgWatch.Options = {
   shutdownTimeout: "2 seconds"
 }
 
-export const watchLayer = (options: PgWatch.Options = {}) =>
-  PgWatch.layer({ schema: freshSchema(), migrate: true, ...testOptions, ...options }).pipe(Layer.provideMerge(PgLive))
+/** Drops the schema when the scope closes (tests leave nothing behind). */
+export const dropSchemaFinally = (schema: string) =>
+  Effect.flatMap(PgClient.PgClient, (sql) =>
+    Effect.addFinalizer(() => sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`.pipe(Effect.orDie)))
+
+/**
+ * The service on a fresh, migrated schema, with its `PgClient`. The schema is dropped when the
+ * layer is released, after the service (and its consumers) have stopped.
+ */
+export const watchLayer = (options: PgWatch.Options = {}) => {
+  const schema = options.schema ?? freshSchema()
+  return PgWatch.layer({ migrate: true, ...testOptions, ...options, schema }).pipe(
+    Layer.provideMerge(Layer.provideMerge(Layer.scopedDiscard(dropSchemaFinally(schema)), PgLive))
+  )
+}
 
 /** A raw client for what the library must not be used for: holding transactions open, forging NOTIFYs. */
 export const rawClient = Effect.acquireRelease(

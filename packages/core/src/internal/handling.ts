@@ -7,6 +7,7 @@ import type * as Schedule from "effect/Schedule"
 import type { Consumer, HandlerError } from "../Consumer.js"
 import { deadLetteredTotal, handledTotal, lagSeconds, Retryable, retriedTotal } from "../Consumer.js"
 import type { Notification } from "../Notification.js"
+import * as ConsumerState from "./consumerState.js"
 import { withSpanIfTraced } from "./tracing.js"
 
 /** Why a notification was given up on. */
@@ -42,7 +43,11 @@ const died = (defect: unknown) =>
  * Playback calls this once per row, so the common case is kept short: a synchronous decode,
  * one attempt, and the retry machinery only when that attempt fails.
  */
-export const processor = <R>(consumer: Consumer<R>, fallbackRetry: Schedule.Schedule<unknown, HandlerError>) => {
+export const processor = <R>(
+  consumer: Consumer<R>,
+  fallbackRetry: Schedule.Schedule<unknown, HandlerError>,
+  state: ConsumerState.ConsumerState = ConsumerState.silent
+) => {
   const retry = consumer.retry ?? fallbackRetry
   const handled = Metric.tagged(handledTotal, "consumer", consumer.id)
   const retried = Metric.tagged(retriedTotal, "consumer", consumer.id)
@@ -83,12 +88,17 @@ export const processor = <R>(consumer: Consumer<R>, fallbackRetry: Schedule.Sche
       return consumer.handle(notification)
     }).pipe(
       Effect.catchAllDefect((defect) => Effect.fail(died(defect))),
-      Effect.tapError((error) => warnRetryable(notification, error))
+      Effect.tapError((error) => warnRetryable(notification, error)),
+      Effect.tapError((error) => state.retrying(notification.id, attempts, describe(error)))
     )
-    return Effect.matchEffect(retryPath(attempt, first), {
+    const outcome = Effect.matchEffect(retryPath(attempt, first), {
       onSuccess: () => Effect.as(Metric.increment(handled), { _tag: "Handled", attempts } as Outcome),
       onFailure: gaveUp
     })
+    return state.retrying(notification.id, 1, describe(first)).pipe(
+      Effect.zipRight(outcome),
+      Effect.zipLeft(state.settled(notification.id))
+    )
   }
 
   // Most notifications succeed at once: that path allocates as little as it can.

@@ -9,6 +9,7 @@ import { retrySchedule } from "../Consumer.js"
 import { PgWatch } from "../PgWatch.js"
 import * as Subscription from "../Subscription.js"
 import * as Committer from "./committer.js"
+import * as ConsumerState from "./consumerState.js"
 import * as Handling from "./handling.js"
 
 /** Records a notification the consumer gave up on, before its position moves past it. */
@@ -29,7 +30,7 @@ const recordDeadLetter = (
           ON CONFLICT (consumer_id, log_id) DO UPDATE
           SET reason = excluded.reason, error = excluded.error,
               attempts = ${schema}.dead_letter.attempts + excluded.attempts, failed_at = now()`,
-      sql`UPDATE ${schema}.consumer SET last_error = ${outcome.error} WHERE id = ${consumerId}`
+      sql`UPDATE ${schema}.consumer SET last_error = ${outcome.error}, dead_lettered = dead_lettered + 1 WHERE id = ${consumerId}`
     ))
   }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (w) => w.sql)))
 
@@ -45,7 +46,7 @@ export const runUntil = <R>(
 ) =>
   Effect.gen(function*() {
     const { settings, sql } = yield* PgWatch
-    const handle = Handling.processor(consumer, retrySchedule(settings.retry))
+    const handle = Handling.processor(consumer, retrySchedule(settings.retry), yield* ConsumerState.running(consumer))
     const committer = yield* Committer.make(settings.schema, consumer.id, settings.commitInterval).pipe(
       Effect.provideService(SqlClient.SqlClient, sql)
     )

@@ -1,0 +1,96 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as NodeOs from "node:os"
+import type { StartFrom } from "./cursor.js"
+import * as Cursor from "./cursor.js"
+import { PgWatch } from "../PgWatch.js"
+
+/**
+ * What a running consumer tells operators (`Admin.status`) about itself, in the `running_*` and
+ * `current_*` columns of its row (sql/0007_consumer_state.sql). Writes are few: one when it
+ * starts, one per (re)connection of the listen connection, one per failed handler attempt, one
+ * when a retried notification is settled, one when it stops; never one per handled notification.
+ * A failed write is logged and otherwise ignored: reporting never stops a consumer.
+ */
+export interface ConsumerState {
+  /** Attempt `attempt` of notification `logId` failed with `error`; it will be retried. */
+  readonly retrying: (logId: bigint, attempt: number, error: string) => Effect.Effect<void>
+  /** The retries of notification `logId` are over (it was handled, or dead-lettered). */
+  readonly settled: (logId: bigint) => Effect.Effect<void>
+}
+
+/** Reports nothing: for running a handler outside the service (`ConsumerTest`). */
+export const silent: ConsumerState = { retrying: () => Effect.void, settled: () => Effect.void }
+
+/** This process, as status shows it: host name and OS pid. */
+const host = NodeOs.hostname()
+
+const quietly = (what: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  self.pipe(
+    Effect.asVoid,
+    Effect.catchAllCause((cause) => Effect.logDebug(`pgwatch: could not record ${what}`, cause))
+  )
+
+/**
+ * Marks the consumer as running in this process for the scope's lifetime: registers it (if
+ * new), records host, pid and start time, follows its listen connection's server pid (so that
+ * status can tell a process that died without cleaning up), and clears it all on close. Returns
+ * the hooks the handler runtime reports retries through.
+ */
+export const running = (
+  consumer: { readonly id: string; readonly channels: ReadonlyArray<string>; readonly startFrom: StartFrom }
+): Effect.Effect<ConsumerState, never, PgWatch | Scope.Scope> =>
+  Effect.gen(function*() {
+    const { listener, settings, sql } = yield* PgWatch
+    const schema = sql(settings.schema)
+    const id = consumer.id
+
+    // The time the mark was made identifies this run: a later run of the same consumer (in this
+    // or another process) owns the row from then on, and this one's writes stop touching it.
+    const since = yield* Effect.gen(function*() {
+      yield* Cursor.register(settings.schema, id, consumer.channels, consumer.startFrom)
+      const rows = yield* sql<{ since: string }>`
+        UPDATE ${schema}.consumer
+           SET running_host = ${host}, running_pid = ${process.pid}, running_since = clock_timestamp(),
+               running_backend_pid = NULL,
+               current_error = NULL, current_attempt = NULL, current_log_id = NULL, error_since = NULL
+         WHERE id = ${id}
+        RETURNING running_since::text AS since`
+      return rows[0]?.since ?? null
+    }).pipe(
+      Effect.provideService(SqlClient.SqlClient, sql),
+      Effect.catchAllCause((cause) => Effect.as(Effect.logDebug("pgwatch: could not record a start", cause), null))
+    )
+    const ours = sql`id = ${id} AND running_since = ${since}::timestamptz`
+
+    yield* Effect.addFinalizer(() =>
+      sql`UPDATE ${schema}.consumer
+             SET running_host = NULL, running_pid = NULL, running_since = NULL, running_backend_pid = NULL,
+                 current_error = NULL, current_attempt = NULL, current_log_id = NULL, error_since = NULL
+           WHERE ${ours}`.pipe(Effect.interruptible, Effect.timeout("2 seconds"), quietly("a stop"))
+    )
+
+    // Each (re)connection of the listen connection brings a new server pid.
+    const events = yield* listener.subscribe([])
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(events), (event) =>
+      event._tag === "Listening"
+        ? sql`UPDATE ${schema}.consumer SET running_backend_pid = ${event.pid} WHERE ${ours}`.pipe(
+          quietly("the listen connection")
+        )
+        : Effect.void)))
+
+    return {
+      retrying: (logId, attempt, error) =>
+        sql`UPDATE ${schema}.consumer
+               SET current_error = ${error}, current_attempt = ${attempt},
+                   error_since = CASE WHEN current_log_id = ${String(logId)}::bigint THEN error_since ELSE now() END,
+                   current_log_id = ${String(logId)}::bigint
+             WHERE ${ours}`.pipe(quietly("a failed attempt")),
+      settled: (logId) =>
+        sql`UPDATE ${schema}.consumer
+               SET current_error = NULL, current_attempt = NULL, current_log_id = NULL, error_since = NULL
+             WHERE ${ours} AND current_log_id = ${String(logId)}::bigint`.pipe(quietly("a settled retry"))
+    } satisfies ConsumerState
+  })
