@@ -1,12 +1,13 @@
 /**
- * Operating pgwatch from outside a consumer: where each consumer stands (lag, dead letters,
- * last error), the server's NOTIFY queue, and the levers an operator pulls: re-drive dead
- * letters and replay notifications. Re-driving and replaying both write the `redelivery`
+ * Operating pgwatch from outside a consumer: where each consumer stands (running or not, lag,
+ * dead letters, the error it is retrying), the server's NOTIFY queue, and the levers an operator
+ * pulls: re-drive or discard dead letters, replay notifications, remove a consumer. Re-driving and replaying both write the `redelivery`
  * table, which a running consumer reads out of band of its cursor, then wake the consumer's
  * channels so it looks soon.
  *
  * @since 0.1.0
  */
+import type * as PgClient from "@effect/sql-pg/PgClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -20,7 +21,7 @@ import { PgWatch } from "./PgWatch.js"
  * @category errors
  */
 export class AdminError extends Schema.TaggedError<AdminError>("@pgwatch/AdminError")("AdminError", {
-  reason: Schema.Literal("UnknownConsumer", "UnknownLogIds", "UnknownTable", "InvalidArgument"),
+  reason: Schema.Literal("UnknownConsumer", "UnknownLogIds", "UnknownTable", "InvalidArgument", "ConsumerRunning"),
   message: Schema.String,
   cause: Schema.optional(Schema.Defect)
 }) {}
@@ -142,6 +143,15 @@ interface StatusRow {
 }
 
 /**
+ * A consumer row's run state (alias `c`): a run is only believed while the server still has
+ * the session the running process holds open.
+ */
+const runState = (sql: PgClient.PgClient) =>
+  sql`CASE WHEN c.running_since IS NULL THEN 'stopped'
+           WHEN EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.running_backend_pid) THEN 'running'
+           ELSE 'unknown' END`
+
+/**
  * Every registered consumer (or those named) with its lag per channel, dead letters and last
  * error, ordered by id. "Pending" counts committed notifications the consumer's cursor has
  * not passed; the count uses the log's `(channel, xid, id)` index from the cursor's snapshot on.
@@ -157,10 +167,7 @@ export const status = (
     const schema = sql(settings.schema)
     const ids = options.consumerIds === undefined ? null : [...options.consumerIds]
     const rows = yield* sql<StatusRow>`
-      SELECT c.id, c.channels,
-             CASE WHEN c.running_since IS NULL THEN 'stopped'
-                  WHEN EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.running_backend_pid) THEN 'running'
-                  ELSE 'unknown' END AS state,
+      SELECT c.id, c.channels, ${runState(sql)} AS state,
              c.running_host, c.running_pid, c.running_since, c.running_backend_pid,
              c.current_error, c.current_attempt, c.current_log_id::text, c.error_since,
              greatest(c.handled - c.dead_lettered, 0)::text AS handled, c.dead_lettered::text,
@@ -479,3 +486,95 @@ export const replay = (
     }))
     return queued.map((row) => BigInt(row.log_id)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
   }).pipe(Effect.withSpan("Admin.replay"))
+
+/**
+ * Deletes dead letters of a consumer for good: those of the given log ids, or all of them
+ * (`logIds` left out). A dead letter keeps its notification from `cleanup`; discarding it lets
+ * the notification go. Fails with `UnknownConsumer` for a consumer that never registered, and
+ * with `UnknownLogIds` (deleting nothing) when a given id is not one of its dead letters.
+ * Returns the log ids discarded.
+ *
+ * @since 0.1.0
+ * @category dead letters
+ */
+export const discardDeadLetters = (
+  selection: { readonly consumerId: string; readonly logIds?: ReadonlyArray<bigint> | undefined }
+): Effect.Effect<ReadonlyArray<bigint>, AdminError | SqlError, PgWatch> =>
+  Effect.gen(function*() {
+    const { settings, sql } = yield* PgWatch
+    const schema = sql(settings.schema)
+    const consumer = yield* requireConsumer(selection.consumerId)
+    const ids = logIdStrings(selection.logIds)
+    if (ids !== null && ids.length === 0) {
+      return yield* new AdminError({ reason: "InvalidArgument", message: "discard: no log ids given" })
+    }
+    const discarded = yield* sql.withTransaction(Effect.gen(function*() {
+      const rows = yield* sql<{ log_id: string }>`
+        DELETE FROM ${schema}.dead_letter
+         WHERE consumer_id = ${consumer.id}
+           AND (${ids}::bigint[] IS NULL OR log_id = ANY (${ids}::bigint[]))
+        RETURNING log_id::text`
+      if (ids !== null) {
+        const found = new Set(rows.map((row) => row.log_id))
+        const missing = [...new Set(ids)].filter((id) => !found.has(id))
+        if (missing.length > 0) {
+          return yield* new AdminError({
+            reason: "UnknownLogIds",
+            message: `no dead letter with log id ${missing.join(", ")} for consumer "${consumer.id}"; nothing was discarded`
+          })
+        }
+      }
+      return rows
+    }))
+    return discarded.map((row) => BigInt(row.log_id)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+  }).pipe(Effect.withSpan("Admin.discardDeadLetters"))
+
+/**
+ * What removing a consumer deleted besides its position.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Removed {
+  readonly consumerId: string
+  readonly deadLetters: number
+  readonly redeliveries: number
+}
+
+/**
+ * Removes a consumer: its position, dead letters, queued redeliveries and waiting
+ * registrations, in one transaction. What it held back from `cleanup` is then free to go; if
+ * it runs again it starts as a new consumer. Fails with `UnknownConsumer` for a consumer that
+ * never registered, and with `ConsumerRunning` while a process runs it (stop that first).
+ *
+ * @since 0.1.0
+ * @category consumers
+ */
+export const removeConsumer = (consumerId: string): Effect.Effect<Removed, AdminError | SqlError, PgWatch> =>
+  Effect.gen(function*() {
+    const { settings, sql } = yield* PgWatch
+    const schema = sql(settings.schema)
+    const consumer = yield* requireConsumer(consumerId)
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      const [row] = yield* sql<{ state: RunState; running_host: string | null; running_pid: number | null }>`
+        SELECT ${runState(sql)} AS state, c.running_host, c.running_pid
+          FROM ${schema}.consumer c WHERE c.id = ${consumer.id} FOR UPDATE`
+      if (row?.state === "running") {
+        return yield* new AdminError({
+          reason: "ConsumerRunning",
+          message: `consumer "${consumer.id}" is running (on ${row.running_host}:${row.running_pid}); stop it first`
+        })
+      }
+      const [counts] = yield* sql<{ dead_letters: string; redeliveries: string }>`
+        WITH waiting AS (DELETE FROM ${schema}.waiting WHERE consumer_id = ${consumer.id})
+        SELECT (SELECT count(*) FROM ${schema}.dead_letter WHERE consumer_id = ${consumer.id})::text AS dead_letters,
+               (SELECT count(*) FROM ${schema}.redelivery WHERE consumer_id = ${consumer.id})::text AS redeliveries`
+      // Its dead letters and redeliveries go with it (ON DELETE CASCADE).
+      yield* sql`DELETE FROM ${schema}.consumer WHERE id = ${consumer.id}`
+      return {
+        consumerId: consumer.id,
+        deadLetters: Number(counts!.dead_letters),
+        redeliveries: Number(counts!.redeliveries)
+      } satisfies Removed
+    }))
+  }).pipe(Effect.withSpan("Admin.removeConsumer"))

@@ -3,6 +3,7 @@ import { Effect, Ref } from "effect"
 import * as Admin from "../src/Admin.js"
 import * as Consumer from "../src/Consumer.js"
 import * as PgWatch from "../src/PgWatch.js"
+import * as Retention from "../src/Retention.js"
 import { freshChannel, nothingMore, recordingConsumer, start, takeN, watchLayer } from "./utils.js"
 
 describe("Admin", () => {
@@ -88,6 +89,59 @@ describe("Admin", () => {
         expect(again.map((n) => [n.id, n.isReplay])).toEqual(ids.map((id) => [id, true]))
         expect(yield* Admin.replay({ consumerId: "admin_c2", since: new Date(Date.now() + 60_000) })).toEqual([])
         yield* stop
+      }))
+
+    it.effect("discards dead letters and removes consumers, so that cleanup can delete what they held", () =>
+      Effect.gen(function*() {
+        const channel = freshChannel()
+        const { consumer, received } = yield* recordingConsumer({
+          id: "admin_poison",
+          channels: [channel],
+          handle: (n) =>
+            (n.payload as { poison?: boolean }).poison === true
+              ? Effect.fail(new Consumer.Permanent({ message: "poison" }))
+              : Effect.void
+        })
+        const [, bad1, bad2, bad3] = yield* PgWatch.notifyMany(channel, [{ n: 1 }, { poison: true }, { poison: true }, {
+          poison: true
+        }])
+        const stop = yield* start(consumer)
+        yield* takeN(received, 1)
+        const running = yield* Effect.flip(Admin.removeConsumer("admin_poison"))
+        expect(running).toMatchObject({ _tag: "AdminError", reason: "ConsumerRunning" })
+        expect(running.message).toContain("stop it first")
+        yield* stop
+        expect((yield* Admin.deadLetters({ consumerId: "admin_poison" })).map((d) => d.logId)).toEqual([bad1, bad2, bad3])
+
+        // Dead letters hold their notifications back from cleanup, however old.
+        const { settings, sql } = yield* PgWatch.PgWatch
+        yield* sql`UPDATE ${sql(settings.schema)}.notification_log SET created_at = now() - interval '30 days'
+                    WHERE channel = ${channel}`
+        const kept = yield* Retention.cleanup({ olderThan: "7 days", dryRun: true })
+        expect(kept).toEqual({ deleted: 1, kept: 3 })
+
+        const wrong = yield* Effect.flip(Admin.discardDeadLetters({ consumerId: "admin_poison", logIds: [bad1!, 999999n] }))
+        expect(wrong).toMatchObject({ reason: "UnknownLogIds" })
+        expect(wrong.message).toContain("999999")
+        expect(yield* Admin.deadLetters({ consumerId: "admin_poison" })).toHaveLength(3)
+        expect(yield* Admin.discardDeadLetters({ consumerId: "admin_poison", logIds: [bad1!] })).toEqual([bad1])
+        const unknown = yield* Effect.flip(Admin.discardDeadLetters({ consumerId: "nobody" }))
+        expect(unknown).toMatchObject({ reason: "UnknownConsumer" })
+
+        // Removing the consumer takes its position, dead letters, redeliveries and waiting rows.
+        yield* Admin.replay({ consumerId: "admin_poison", logIds: [bad1!] })
+        yield* sql`INSERT INTO ${sql(settings.schema)}.waiting (channel, consumer_id, backend_pid)
+                   VALUES (${channel}, 'admin_poison', pg_backend_pid())`
+        expect(yield* Admin.removeConsumer("admin_poison")).toEqual({ consumerId: "admin_poison", deadLetters: 2, redeliveries: 1 })
+        expect(yield* Admin.status({ consumerIds: ["admin_poison"] })).toEqual([])
+        const left = yield* sql<{ n: number }>`
+          SELECT ((SELECT count(*) FROM ${sql(settings.schema)}.dead_letter WHERE consumer_id = 'admin_poison') +
+                  (SELECT count(*) FROM ${sql(settings.schema)}.redelivery WHERE consumer_id = 'admin_poison') +
+                  (SELECT count(*) FROM ${sql(settings.schema)}.waiting WHERE consumer_id = 'admin_poison'))::int AS n`
+        expect(left[0]!.n).toBe(0)
+        // Nothing holds the old notifications back any more.
+        expect(yield* Retention.cleanup({ olderThan: "7 days", dryRun: true })).toEqual({ deleted: 4, kept: 0 })
+        expect(yield* Effect.flip(Admin.removeConsumer("admin_poison"))).toMatchObject({ reason: "UnknownConsumer" })
       }))
 
     it.effect("reads the NOTIFY queue usage", () =>
