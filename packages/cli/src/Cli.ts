@@ -8,6 +8,7 @@ import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
+import * as Prompt from "@effect/cli/Prompt"
 import * as Admin from "@pgwatch/core/Admin"
 import * as Channel from "@pgwatch/core/Channel"
 import * as Migrator from "@pgwatch/core/Migrator"
@@ -17,6 +18,7 @@ import * as Triggers from "@pgwatch/core/Triggers"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { CliError } from "./CliError.js"
 import * as ConfigFile from "./ConfigFile.js"
 import * as Database from "./Database.js"
@@ -83,16 +85,25 @@ const withWatch = <A, E, R>(options: Shared, effect: (target: Database.Target) =
 
 const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of a table."))
 
-const positive = (name: string, value: number) =>
-  Number.isFinite(value) && value > 0
-    ? Effect.succeed(value)
-    : Effect.fail(new CliError({ reason: "InvalidInput", message: `--${name} must be a positive number, got ${value}` }))
+// Values checked where they are parsed: a bad one is a usage error (exit 2), printed by
+// @effect/cli with the option's name.
+const positiveInt = (flag: string) =>
+  Schema.Int.pipe(Schema.positive({ message: (issue) => `--${flag} must be a whole number above 0, got ${String(issue.actual)}` }))
+const nonNegativeInt = (flag: string) =>
+  Schema.Int.pipe(Schema.nonNegative({ message: (issue) => `--${flag} must be a whole number, 0 or more, got ${String(issue.actual)}` }))
+const positiveSeconds = (flag: string) => {
+  const message = (issue: { readonly actual: unknown }) => `--${flag} must be a number of seconds above 0, got ${String(issue.actual)}`
+  return Schema.Number.pipe(Schema.finite({ message }), Schema.positive({ message }))
+}
 
-const seconds = (name: string, value: Option.Option<number>) =>
-  Option.match(value, {
-    onNone: () => Effect.succeedNone,
-    onSome: (s) => Effect.map(positive(name, s), (v) => Option.some(Duration.millis(Math.round(v * 1000))))
-  })
+/** A flag of seconds (`--timeout 2.5`), checked, as a duration. */
+const secondsOption = (name: string, description: string) =>
+  Options.float(name).pipe(
+    Options.withDescription(description),
+    Options.withSchema(positiveSeconds(name)),
+    Options.map((seconds) => Duration.millis(Math.round(seconds * 1000))),
+    Options.optional
+  )
 
 const parseLogIds = (text: string) =>
   Effect.gen(function*() {
@@ -131,26 +142,28 @@ const listen = Command.make(
       Options.withDescription("List the consumers found (after the filters) and exit; nothing connects to the database.")
     ),
     json: jsonOption,
-    timeout: Options.float("timeout").pipe(
-      Options.withDescription(
-        "Seconds a caught-up consumer waits for a wake-up before it looks at the log (and the redelivery queue) anyway. Default 5."
-      ),
-      Options.optional
+    timeout: secondsOption(
+      "timeout",
+      "Seconds a caught-up consumer waits for a wake-up before it looks at the log (and the redelivery queue) anyway. " +
+        "Default: PGWATCH_POLL_INTERVAL, else 5."
     ),
     maxBatchSize: Options.integer("max-batch-size").pipe(
-      Options.withDescription("Notifications read per query during playback. Default 1000."),
+      Options.withDescription("Notifications read per query during playback. Default: PGWATCH_PAGE_SIZE, else 1000."),
+      Options.withSchema(positiveInt("max-batch-size")),
       Options.optional
     ),
     skipPlayback: Options.boolean("skip-playback").pipe(
       Options.withDescription("Drop each consumer's backlog: handle only what commits from now on.")
     ),
-    reconnectDelay: Options.float("reconnect-delay").pipe(
-      Options.withDescription("Seconds before the first reconnect of a lost listen connection (then doubling). Default 0.5."),
-      Options.optional
+    reconnectDelay: secondsOption(
+      "reconnect-delay",
+      "Seconds before the first reconnect of a lost listen connection (then doubling). " +
+        "Default: PGWATCH_RECONNECT_DELAY, else 0.5."
     ),
-    shutdownTimeout: Options.float("shutdown-timeout").pipe(
-      Options.withDescription("Seconds in-flight handlers get to finish after SIGINT/SIGTERM before they are abandoned."),
-      Options.withDefault(10)
+    shutdownTimeout: secondsOption(
+      "shutdown-timeout",
+      "Seconds in-flight handlers get to finish after SIGINT/SIGTERM before they are abandoned. " +
+        "Default: PGWATCH_SHUTDOWN_TIMEOUT, else 10."
     )
   },
   (options) =>
@@ -178,22 +191,16 @@ const listen = Command.make(
         return yield* Output.err(`${selected.length} consumer(s) from ${loaded.path}`)
       }
       const target = yield* Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config: Option.some(loaded) })
-      const pageSize = yield* Option.match(options.maxBatchSize, {
-        onNone: () => Effect.succeedNone,
-        onSome: (n) =>
-          Number.isInteger(n) && n > 0
-            ? Effect.succeedSome(n)
-            : Effect.fail(new CliError({ reason: "InvalidInput", message: `--max-batch-size must be a positive integer, got ${n}` }))
-      })
-      const shutdownTimeout = yield* positive("shutdown-timeout", options.shutdownTimeout)
+      // The library's settings from the environment (PgWatch.config); a flag overrides its own.
+      const fromEnv = yield* Effect.flatMap(PgWatch.config, PgWatch.resolve)
       yield* Listen.run({
         target,
         selected,
         layer: Option.fromNullable(loaded.config.layer),
-        pollInterval: yield* seconds("timeout", options.timeout),
-        pageSize,
-        reconnectDelay: yield* seconds("reconnect-delay", options.reconnectDelay),
-        shutdownTimeout: Duration.millis(Math.round(shutdownTimeout * 1000)),
+        pollInterval: options.timeout,
+        pageSize: options.maxBatchSize,
+        reconnectDelay: options.reconnectDelay,
+        shutdownTimeout: Option.getOrElse(options.shutdownTimeout, () => fromEnv.shutdownTimeout),
         skipPlayback: options.skipPlayback,
         progress: process.stderr.isTTY ? "tty" : "lines"
       })
@@ -248,7 +255,10 @@ const cleanup = Command.make(
   "cleanup",
   {
     ...shared,
-    days: Options.integer("days").pipe(Options.withDescription("Delete notifications older than this many days.")),
+    days: Options.integer("days").pipe(
+      Options.withDescription("Delete notifications older than this many days."),
+      Options.withSchema(nonNegativeInt("days"))
+    ),
     dryRun: Options.boolean("dry-run").pipe(Options.withDescription("Only count what would be deleted.")),
     force: Options.boolean("force").pipe(
       Options.withDescription("Also delete what a registered consumer has not processed, is dead-lettered or queued for redelivery.")
@@ -257,9 +267,6 @@ const cleanup = Command.make(
   (options) =>
     withWatch(options, () =>
       Effect.gen(function*() {
-        if (!Number.isInteger(options.days) || options.days < 0) {
-          return yield* new CliError({ reason: "InvalidInput", message: `--days must be 0 or more, got ${options.days}` })
-        }
         const result = yield* Retention.cleanup({
           olderThan: Duration.days(options.days),
           dryRun: options.dryRun,
@@ -303,7 +310,9 @@ const notify = Command.make(
   },
   (options) =>
     Effect.gen(function*() {
-      const channel = yield* Channel.validate(options.channel)
+      const channel = yield* Channel.validate(options.channel).pipe(
+        Effect.mapError((error) => new CliError({ reason: "InvalidInput", message: error.message }))
+      )
       const text = options.payload === "-" ? yield* readStdin : options.payload
       const payload = yield* Effect.try({
         try: () => JSON.parse(text) as unknown,
@@ -387,6 +396,32 @@ const triggers = Command.make("triggers").pipe(
 // ---------------------------------------------------------------------------------------------
 // status
 
+/** running on web-1:4242 since 2024-05-01 10:00:00Z | stopped | running? (web-1:4242, its session is gone) */
+const runState = (r: Admin.ConsumerStatus): string => {
+  const where = r.runningOn === null ? "" : `${r.runningOn.host}:${r.runningOn.pid}`
+  switch (r.state) {
+    case "running":
+      return `running on ${where} since ${Output.time(r.runningOn!.since)}`
+    case "unknown":
+      return r.runningOn?.backendPid === null
+        ? `running? (${where}, not connected yet)`
+        : `running? (${where}, its session is gone: died or reconnecting)`
+    case "stopped":
+      return "stopped"
+  }
+}
+
+/** The error it is retrying now (with the notification and for how long), else the last one. */
+const errorText = (r: Admin.ConsumerStatus, now: number): string =>
+  r.currentError !== null
+    ? Output.clip(
+      `retrying #${r.currentError.logId} for ${Output.age((now - r.currentError.since.getTime()) / 1000)}: ${r.currentError.error}`,
+      80
+    )
+    : r.lastError !== null
+    ? Output.clip(`last: ${r.lastError}`)
+    : ""
+
 const status = Command.make(
   "status",
   {
@@ -417,10 +452,24 @@ const status = Command.make(
         } else {
           const now = Date.now()
           yield* Output.out(Output.table(
-            ["CONSUMER", "CHANNEL", "LAST ID", "LAST SAVED", "HANDLED", "PENDING", "LAG", "DEAD", "QUEUED", "LAST ERROR"],
+            [
+              "CONSUMER",
+              "STATE",
+              "CHANNEL",
+              "LAST ID",
+              "LAST SAVED",
+              "HANDLED",
+              "PENDING",
+              "LAG",
+              "DEAD LETTERS",
+              "QUEUED",
+              "ATTEMPT",
+              "ERROR"
+            ],
             rows.flatMap((r) =>
               r.byChannel.map((c, i) => [
                 i === 0 ? r.id : "",
+                i === 0 ? runState(r) : "",
                 c.channel,
                 i === 0 ? (r.lastLogId === null ? "-" : String(r.lastLogId)) : "",
                 i === 0 ? `${Output.age((now - r.updatedAt.getTime()) / 1000)} ago` : "",
@@ -429,7 +478,8 @@ const status = Command.make(
                 c.pending === 0 ? "-" : Output.age(c.lagSeconds),
                 String(c.deadLetters),
                 i === 0 ? String(r.redeliveries) : "",
-                i === 0 && r.lastError !== null ? Output.clip(r.lastError) : ""
+                i === 0 && r.currentError !== null ? String(r.currentError.attempt) : "",
+                i === 0 ? errorText(r, now) : ""
               ])
             )
           ))
@@ -437,9 +487,10 @@ const status = Command.make(
         yield* Output.out(`NOTIFY queue usage: ${(usage * 100).toFixed(usage > 0 && usage < 0.001 ? 4 : 1)}%`)
       }))
 ).pipe(Command.withDescription(help(
-  "Where each consumer stands, per channel: last handled log id, when progress was last saved, notifications " +
-    "pending (lag count and age of the oldest), dead letters, redeliveries queued, last error; and the server's " +
-    "NOTIFY queue usage (pg_notification_queue_usage()).",
+  "Where each consumer stands: whether it runs (on which host and process, since when), then per channel the last " +
+    "handled log id, when progress was last saved, notifications handled, pending (lag count and age of the " +
+    "oldest), dead letters, redeliveries queued, and the error it is retrying now (with the attempt) or the last " +
+    "one; and the server's NOTIFY queue usage (pg_notification_queue_usage()).",
   [["pgwatch status", "every consumer"], ["pgwatch status --consumer order_mailer --json", "one, as JSON"]]
 )))
 
@@ -481,12 +532,52 @@ const failuresRedrive = Command.make(
   ]
 )))
 
+const failuresDiscard = Command.make(
+  "discard",
+  {
+    ...shared,
+    consumer: Args.text({ name: "consumer" }).pipe(Args.withDescription("The consumer whose dead letters to delete.")),
+    ids: Args.text({ name: "log id" }).pipe(
+      Args.withDescription("Log ids of the dead letters to delete (or comma-separated)."),
+      Args.repeated
+    ),
+    all: Options.boolean("all").pipe(Options.withDescription("Every dead letter of the consumer."))
+  },
+  (options) =>
+    Effect.gen(function*() {
+      if (options.all === (options.ids.length > 0)) {
+        return yield* new CliError({
+          reason: "InvalidInput",
+          message: `say which dead letters of ${options.consumer} to discard: log ids, or --all (not both)`
+        })
+      }
+      const logIds = options.all ? undefined : yield* parseLogIds(options.ids.join(","))
+      const discarded = yield* withWatch(options, () => Admin.discardDeadLetters({ consumerId: options.consumer, logIds }))
+      if (discarded.length === 0) return yield* Output.out(`${options.consumer} has no dead letters`)
+      yield* Output.out(
+        `discarded ${discarded.length} dead letter(s) of ${options.consumer}: ${discarded.join(", ")} ` +
+          "(cleanup may now delete their notifications)"
+      )
+    })
+).pipe(Command.withDescription(help(
+  "Deletes dead letters for good: the consumer never handles those notifications, and cleanup may delete them. " +
+    "Unknown log ids are an error, and then nothing is deleted.",
+  [
+    ["pgwatch failures discard order_mailer 1042 1043", "two dead letters"],
+    ["pgwatch failures discard order_mailer --all", "all of one consumer's"]
+  ]
+)))
+
 const failures = Command.make(
   "failures",
   {
     ...shared,
     consumer: Options.text("consumer").pipe(Options.withDescription("Only this consumer's dead letters."), Options.optional),
-    limit: Options.integer("limit").pipe(Options.withDescription("At most this many."), Options.withDefault(100)),
+    limit: Options.integer("limit").pipe(
+      Options.withDescription("At most this many (a whole number above 0)."),
+      Options.withSchema(positiveInt("limit")),
+      Options.withDefault(100)
+    ),
     json: jsonOption
   },
   (options) =>
@@ -509,18 +600,78 @@ const failures = Command.make(
           ])
         ))
         yield* Output.err("re-drive with: pgwatch failures redrive --all | --consumer <id> | --ids <log ids>")
+        yield* Output.err("or delete for good: pgwatch failures discard <consumer> <log ids...> | --all")
       }))
 ).pipe(
   Command.withDescription(help(
     "Lists dead letters: notifications a consumer gave up on (a permanent error, a payload that failed its schema, " +
-      "or retries exhausted), oldest first. `failures redrive` hands them back.",
+      "or retries exhausted), oldest first. `failures redrive` hands them back; `failures discard` deletes them.",
     [
       ["pgwatch failures", "list them"],
       ["pgwatch failures --consumer order_mailer --json", "one consumer's, as JSON"],
       ["pgwatch failures redrive --consumer order_mailer", "re-drive them"]
     ]
   )),
-  Command.withSubcommands([failuresRedrive])
+  Command.withSubcommands([failuresRedrive, failuresDiscard])
+)
+
+// ---------------------------------------------------------------------------------------------
+// consumers
+
+/** Asks on a terminal; elsewhere `--yes` must say it. */
+const confirmed = (question: string, yes: boolean) =>
+  Effect.gen(function*() {
+    if (yes) return true
+    if (process.stdin.isTTY !== true || process.stdout.isTTY !== true) {
+      return yield* new CliError({
+        reason: "InvalidInput",
+        message: `${question} Not on a terminal, so nobody can confirm: pass --yes`
+      })
+    }
+    return yield* Prompt.confirm({ message: question, initial: false })
+  })
+
+const consumersRemove = Command.make(
+  "remove",
+  {
+    ...shared,
+    consumer: Args.text({ name: "consumer" }).pipe(Args.withDescription("The consumer to remove, by id.")),
+    yes: Options.boolean("yes").pipe(
+      Options.withAlias("y"),
+      Options.withDescription("Do not ask for confirmation (required when not on a terminal).")
+    )
+  },
+  (options) =>
+    withWatch(options, () =>
+      Effect.gen(function*() {
+        const [found] = yield* Admin.status({ consumerIds: [options.consumer] })
+        const what = found === undefined
+          ? ""
+          : ` its position${found.pending > 0 ? ` (${found.pending} notification(s) not handled yet)` : ""}, ` +
+            `${found.deadLetters} dead letter(s) and ${found.redeliveries} queued redelivery(ies)`
+        const ok = found === undefined || (yield* confirmed(`Remove consumer ${options.consumer} and${what}?`, options.yes))
+        if (!ok) return yield* Output.err("nothing removed")
+        const removed = yield* Admin.removeConsumer(options.consumer)
+        yield* Output.out(
+          `removed consumer ${removed.consumerId} with ${removed.deadLetters} dead letter(s) and ${removed.redeliveries} ` +
+            "queued redelivery(ies); if it runs again, it starts as a new consumer"
+        )
+      }))
+).pipe(Command.withDescription(help(
+  "Removes a consumer that is not running: its position, dead letters, queued redeliveries and waiting " +
+    "registration. What it held back from cleanup may then be deleted. Asks first on a terminal; elsewhere " +
+    "--yes is required.",
+  [
+    ["pgwatch consumers remove old_report", "asks, then removes"],
+    ["pgwatch consumers remove old_report --yes", "in a script"]
+  ]
+)))
+
+const consumers = Command.make("consumers").pipe(
+  Command.withDescription(help("Registered consumers (status shows them).", [
+    ["pgwatch consumers remove old_report --yes", "remove one"]
+  ])),
+  Command.withSubcommands([consumersRemove])
 )
 
 // ---------------------------------------------------------------------------------------------
@@ -623,7 +774,7 @@ export const command = Command.make("pgwatch").pipe(
       ["pgwatch demo", "the quick-start demo"]
     ]
   )),
-  Command.withSubcommands([listen, migrate, cleanup, notify, triggers, status, failures, replay, demo])
+  Command.withSubcommands([listen, migrate, cleanup, notify, triggers, status, failures, consumers, replay, demo])
 )
 
 /**

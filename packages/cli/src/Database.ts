@@ -157,7 +157,9 @@ export const sqlLayer = (target: Target): Layer.Layer<PgClient.PgClient | SqlCli
 
 /**
  * The pgwatch service on the target (its schema must be migrated: else `NotMigrated`, whose
- * message says to run `pgwatch migrate`), with the `PgClient` beside it.
+ * message says to run `pgwatch migrate`), with the `PgClient` beside it. Its settings come from
+ * the environment the way the library reads them (`PgWatch.config`: `PGWATCH_MAX_RETRIES`,
+ * `PGWATCH_POLL_INTERVAL`, ...); `options` (the command's flags) override them.
  *
  * @since 0.1.0
  * @category layers
@@ -165,5 +167,9 @@ export const sqlLayer = (target: Target): Layer.Layer<PgClient.PgClient | SqlCli
 export const watchLayer = (
   target: Target,
   options: PgWatch.Options = {}
-): Layer.Layer<PgWatch.PgWatch | PgClient.PgClient | SqlClient.SqlClient, CliError | PgWatchError | SqlError> =>
-  PgWatch.layer({ ...options, schema: target.schema }).pipe(Layer.provideMerge(sqlLayer(target)))
+): Layer.Layer<
+  PgWatch.PgWatch | PgClient.PgClient | SqlClient.SqlClient,
+  CliError | PgWatchError | SqlError | ConfigError.ConfigError
+> =>
+  Layer.unwrapEffect(Effect.map(PgWatch.config, (fromEnv) =>
+    PgWatch.layer({ ...fromEnv, ...options, schema: target.schema }).pipe(Layer.provideMerge(sqlLayer(target)))))

@@ -15,7 +15,7 @@ import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Cli from "./Cli.js"
-import { describeError } from "./internal/errors.js"
+import { describeError, exitCode } from "./internal/errors.js"
 
 /** Log lines go to standard error, short: `WARN message key=value`. */
 const stderrLogger = Logger.make(({ annotations, cause, logLevel, message }) => {
@@ -37,7 +37,7 @@ const main = Cli.run(process.argv).pipe(
       failureCode = 2
       return Effect.void
     }
-    failureCode = 1
+    failureCode = exitCode(error)
     return Effect.sync(() => process.stderr.write(`pgwatch: ${describeError(error)}\n`))
   }),
   Effect.catchAllDefect((defect) =>

@@ -1,9 +1,17 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { migrationNames } from "../../../test-support/migrations.js"
-import { databaseUrl, dbEnv, dropSchema, freshSchema, migratedSchema, run } from "./utils.js"
+import { dbEnv, dropSchema, freshSchema, migratedSchema, run } from "./utils.js"
 
-const expectOneLineError = (result: { code: number | null; stderr: string }, ...parts: Array<string | RegExp>) => {
-  expect(result.code, result.stderr).toBe(1)
+/** A failure while doing the work: exit 1. */
+const expectOneLineError = (result: { code: number | null; stderr: string }, ...parts: Array<string | RegExp>) =>
+  expectOneLine(1, result, ...parts)
+
+/** What was typed is wrong (a bad value, a missing choice): exit 2. */
+const expectUsageError = (result: { code: number | null; stderr: string }, ...parts: Array<string | RegExp>) =>
+  expectOneLine(2, result, ...parts)
+
+const expectOneLine = (code: number, result: { code: number | null; stderr: string }, ...parts: Array<string | RegExp>) => {
+  expect(result.code, result.stderr).toBe(code)
   const lines = result.stderr.trim().split("\n")
   expect(lines, result.stderr).toHaveLength(1)
   expect(result.stderr).not.toMatch(/^\s+at /m)
@@ -42,10 +50,10 @@ describe.concurrent("errors a user must get right", () => {
     const schema = await migratedSchema()
     schemas.push(schema)
     const env = dbEnv(schema)
-    expectOneLineError(await run(["notify", "orders", "{oops"], { env }), /^pgwatch: invalid JSON payload: /)
-    expectOneLineError(await run(["notify", "orders", "-"], { env, input: "" }), /invalid JSON payload/)
-    expectOneLineError(await run(["notify", "bad-name", "{}"], { env }), `invalid channel name "bad-name"`)
-    expectOneLineError(await run(["notify", "c".repeat(64), "{}"], { env }), "invalid channel name", "at most 63")
+    expectUsageError(await run(["notify", "orders", "{oops"], { env }), /^pgwatch: invalid JSON payload: /)
+    expectUsageError(await run(["notify", "orders", "-"], { env, input: "" }), /invalid JSON payload/)
+    expectUsageError(await run(["notify", "bad-name", "{}"], { env }), `invalid channel name "bad-name"`)
+    expectUsageError(await run(["notify", "c".repeat(64), "{}"], { env }), "invalid channel name", "at most 63")
 
     const first = await run(["notify", "orders", `{"n": 1}`], { env })
     expect(first.code, first.stderr).toBe(0)
@@ -62,12 +70,39 @@ describe.concurrent("errors a user must get right", () => {
     const env = dbEnv(schema)
     expectOneLineError(await run(["status", "--consumer", "ghost"], { env }), `unknown consumer "ghost"; no consumer has registered yet`)
     expectOneLineError(await run(["replay", "--consumer", "ghost", "--ids", "1"], { env }), `unknown consumer "ghost"`)
-    expectOneLineError(await run(["replay", "--consumer", "ghost"], { env }), "exactly one of --ids or --since")
-    expectOneLineError(await run(["replay", "--consumer", "ghost", "--ids", "1,x"], { env }), `invalid log id "x"`)
-    expectOneLineError(await run(["failures", "redrive"], { env }), "--all, --consumer <id> and/or --ids")
+    expectUsageError(await run(["replay", "--consumer", "ghost"], { env }), "exactly one of --ids or --since")
+    expectUsageError(await run(["replay", "--consumer", "ghost", "--ids", "1,x"], { env }), `invalid log id "x"`)
+    expectUsageError(await run(["failures", "redrive"], { env }), "--all, --consumer <id> and/or --ids")
     const usage = await run(["listen", "--max-batch-size", "many"], { env })
     expect(usage.code).toBe(2)
     expect(usage.stdout + usage.stderr).toMatch(/not a integer/)
-    expect(databaseUrl).toBeTruthy()
+  })
+
+  it("exit codes: 2 for what was typed wrong (a wrong type or a bad value), 1 for a failure doing the work", async () => {
+    const schema = await migratedSchema()
+    const env = dbEnv(schema)
+    // Bad values, checked before anything runs: usage errors, each naming the option.
+    const badValues: Array<[Array<string>, string]> = [
+      [["failures", "--limit", "-1"], "--limit must be a whole number above 0, got -1"],
+      [["failures", "--limit", "0"], "--limit must be a whole number above 0, got 0"],
+      [["cleanup", "--days", "-2"], "--days must be a whole number, 0 or more, got -2"],
+      [["listen", "--timeout", "0"], "--timeout must be a number of seconds above 0, got 0"],
+      [["listen", "--shutdown-timeout", "-5"], "--shutdown-timeout must be a number of seconds above 0, got -5"],
+      [["listen", "--max-batch-size", "0"], "--max-batch-size must be a whole number above 0, got 0"]
+    ]
+    for (const [args, message] of badValues) {
+      const result = await run(args, { env })
+      expect(result.code, `${args.join(" ")}: ${result.stderr}`).toBe(2)
+      expect(result.stdout + result.stderr).toContain(message)
+      expect(result.stderr).not.toMatch(/^\s+at /m)
+    }
+    // Wrong types and unknown options: usage errors too.
+    for (const args of [["failures", "--limit", "many"], ["cleanup", "--days", "x"], ["status", "--no-such-option"]]) {
+      expect((await run(args, { env })).code, args.join(" ")).toBe(2)
+    }
+    // Failures while doing the work: exit 1.
+    expectOneLineError(await run(["failures", "--consumer", "ghost"], { env }), `unknown consumer "ghost"`)
+    expectOneLineError(await run(["status"], { env: dbEnv("cli_not_there") }), "pgwatch migrate")
+    expectOneLineError(await run(["status"], { env: { ...env, PGWATCH_MAX_RETRIES: "lots" } }), /PGWATCH_MAX_RETRIES/)
   })
 })

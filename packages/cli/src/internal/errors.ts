@@ -37,3 +37,16 @@ export const describeError = (error: unknown): string => {
   if (Cause.isCause(error)) return firstLine(Cause.pretty(error))
   return error instanceof Error ? firstLine(error.message) : String(error)
 }
+
+/**
+ * The exit code for a failure: 2 for a usage error (what was typed is wrong: a bad option or
+ * argument value, a missing choice; nothing was done), 1 for a failure while doing the work
+ * (the database, the config file, an unknown consumer, ...).
+ */
+export const exitCode = (error: unknown): 1 | 2 => {
+  if (typeof error !== "object" || error === null) return 1
+  const tagged = error as { readonly _tag?: unknown; readonly reason?: unknown }
+  const usage = (tagged._tag === "CliError" && tagged.reason === "InvalidInput") ||
+    (tagged._tag === "AdminError" && tagged.reason === "InvalidArgument")
+  return usage ? 2 : 1
+}

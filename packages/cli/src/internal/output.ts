@@ -6,9 +6,12 @@ export const out = (line: string) => Effect.sync(() => void process.stdout.write
 /** Writes a line to standard error (progress, notes, errors). */
 export const err = (line: string) => Effect.sync(() => void process.stderr.write(`${line}\n`))
 
-/** JSON with bigints as numbers (log ids stay far below 2^53) and dates as ISO strings. */
+/** JSON with bigints (log ids) as strings, exact beyond 2^53, and dates as ISO strings. */
 export const json = (value: unknown) =>
-  out(JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? Number(v) : v), 2))
+  out(JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? String(v) : v), 2))
+
+/** A time as `2024-05-01 10:00:00Z`: to the second, in UTC. */
+export const time = (date: Date): string => `${date.toISOString().slice(0, 19).replace("T", " ")}Z`
 
 /** A plain text table: a header row, then the rows, columns padded to fit. */
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
