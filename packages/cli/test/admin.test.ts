@@ -71,7 +71,7 @@ describe.concurrent("operating pgwatch", () => {
     const failures = await run(["failures", "--json"], { env })
     ok(failures)
     expect(JSON.parse(failures.stdout)).toEqual([
-      expect.objectContaining({ consumerId: "auditor", logId: bad, channel: "audit", reason: "permanent", attempts: 1 })
+      expect.objectContaining({ consumerId: "auditor", logId: String(bad), channel: "audit", reason: "permanent", attempts: 1 })
     ])
     const table = await run(["failures", "--consumer", "auditor"], { env })
     expect(table.stdout).toMatch(new RegExp(`^${bad}\\s+auditor\\s+audit\\s+permanent\\s+1\\s+\\d+s ago\\s+refused ${bad} on purpose$`, "m"))
@@ -81,7 +81,18 @@ describe.concurrent("operating pgwatch", () => {
     const parsed = JSON.parse(status.stdout)
     expect(parsed.notifyQueueUsage).toBeGreaterThanOrEqual(0)
     expect(parsed.consumers).toEqual([
-      expect.objectContaining({ id: "auditor", channels: ["orders", "audit"], handled: 2, pending: 0, deadLetters: 1, lastLogId: bad })
+      expect.objectContaining({
+        id: "auditor",
+        channels: ["orders", "audit"],
+        state: "running",
+        runningOn: expect.objectContaining({ host: expect.any(String), pid: listen.child.pid }),
+        currentError: null,
+        handled: 1,
+        deadLettered: 1,
+        pending: 0,
+        deadLetters: 1,
+        lastLogId: String(bad)
+      })
     ])
     expect(parsed.consumers[0].lastError).toContain("on purpose")
     expect(parsed.consumers[0].byChannel).toEqual([
@@ -89,7 +100,9 @@ describe.concurrent("operating pgwatch", () => {
       expect.objectContaining({ channel: "audit", pending: 0, deadLetters: 1 })
     ])
     const human = await run(["status"], { env })
-    expect(human.stdout).toMatch(/^CONSUMER\s+CHANNEL\s+LAST ID/)
+    expect(human.stdout).toMatch(/^CONSUMER\s+STATE\s+CHANNEL\s+LAST ID\s+LAST SAVED\s+HANDLED\s+PENDING\s+LAG\s+DEAD LETTERS\s+QUEUED\s+ATTEMPT\s+ERROR$/m)
+    expect(human.stdout).toMatch(new RegExp(`^auditor\\s+running on \\S+:${listen.child.pid} since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+orders\\s`, "m"))
+    expect(human.stdout).toContain(`last: refused ${bad} on purpose`)
     expect(human.stdout).toMatch(/^NOTIFY queue usage: \d/m)
 
     // Replay a handled notification: the running consumer gets it again, as a replay.
@@ -115,6 +128,7 @@ describe.concurrent("operating pgwatch", () => {
     expect((await listen.stop()).code).toBe(0)
     const nothing = await run(["failures", "redrive", "--consumer", "auditor", "--ids", String(good)], { env })
     expect(nothing.stderr).toContain(`no dead letter with log id ${good} for consumer "auditor"`)
+    expect(JSON.parse((await run(["status", "--json"], { env })).stdout).consumers[0]).toMatchObject({ state: "stopped", runningOn: null })
   })
 
   it("triggers add, list and remove; a change notifies its channel", async () => {
