@@ -18,6 +18,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Pg from "pg"
+import { parse as parseConnectionString } from "pg-connection-string"
 import { CliError } from "./CliError.js"
 import type * as ConfigFile from "./ConfigFile.js"
 
@@ -27,7 +29,7 @@ import type * as ConfigFile from "./ConfigFile.js"
  */
 export interface Target {
   readonly client: PgClient.PgClientConfig
-  /** `host:port/database`, for messages. */
+  /** `host:port/database` as pg will connect, for messages (see `label`). */
   readonly label: string
   /** Whether anything named a database (a flag, the config file or the environment). */
   readonly configured: boolean
@@ -57,23 +59,40 @@ const fromFile = (database: string | ConfigFile.DatabaseConfig): PgClient.PgClie
     ...(database.ssl !== undefined ? { ssl: database.ssl } : {})
   }
 
-const label = (client: PgClient.PgClientConfig, env: { readonly host?: string | undefined; readonly port?: number | undefined }) => {
-  let host = client.host
-  let port = client.port
-  let database = client.database
-  if (client.url !== undefined) {
+/**
+ * Where pg will really connect, for messages: `host:port/database`, worked out by pg itself
+ * (a `pg.Client` built with the options @effect/sql-pg gives its pool, which reads the URL with
+ * pg-connection-string and fills gaps from the PG* variables and pg's defaults; nothing
+ * connects). A value that is not a postgres:// URL (`DATABASE_URL=foo` is read as database
+ * "foo" on a host named "base") and a missing database name (pg then uses the user name) are
+ * said, since neither is what the user meant. The URL itself is never printed: it may hold a
+ * password.
+ */
+export const label = (client: PgClient.PgClientConfig): string => {
+  const url = client.url === undefined ? undefined : Redacted.value(client.url)
+  const pg = new Pg.Client({
+    ...(url !== undefined ? { connectionString: url } : {}),
+    ...(client.username !== undefined ? { user: client.username } : {}),
+    ...(client.host !== undefined ? { host: client.host } : {}),
+    ...(client.database !== undefined ? { database: client.database } : {}),
+    ...(client.port !== undefined ? { port: client.port } : {})
+  })
+  const notes: Array<string> = []
+  let named = client.database ?? process.env.PGDATABASE
+  if (url !== undefined) {
+    if (!/^(postgres|postgresql|socket):/i.test(url)) {
+      notes.push(`the database URL is not a postgres:// URL, so pg read it as database "${pg.database}" on host "${pg.host}"`)
+    }
     try {
-      const parsed = new URL(Redacted.value(client.url))
-      host ??= parsed.searchParams.get("host") ?? (parsed.hostname === "" ? undefined : decodeURIComponent(parsed.hostname))
-      port ??= parsed.port === "" ? undefined : Number(parsed.port)
-      database ??= parsed.pathname.length > 1 ? decodeURIComponent(parsed.pathname.slice(1)) : undefined
+      named = parseConnectionString(url).database ?? named
     } catch {
       // pg reports a malformed URL itself when connecting.
     }
   }
-  host ??= env.host ?? "localhost"
-  port ??= env.port ?? 5432
-  return `${host}:${port}${database ? `/${database}` : ""}`
+  if (named === undefined || named === "") {
+    notes.push(`no database named, so pg uses the user name "${pg.database ?? pg.user}": give one in the URL (.../mydb) or PGDATABASE`)
+  }
+  return `${pg.host}:${pg.port}/${pg.database ?? ""}${notes.length === 0 ? "" : ` (${notes.join("; ")})`}`
 }
 
 /**
@@ -99,7 +118,7 @@ export const resolve = (options: TargetOptions): Effect.Effect<Target, ConfigErr
       Option.orElse(options.schema, () => Option.orElse(Option.flatMapNullable(file, (c) => c.schema), () => envSchema)),
       () => PgWatch.defaults.schema
     )
-    return { client, label: label(client, { host: env.host, port: env.port }), configured, schema }
+    return { client, label: label(client), configured, schema }
   })
 
 const CONNECTION_CODES: Record<string, string> = {

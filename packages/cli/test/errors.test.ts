@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { migrationNames } from "../../../test-support/migrations.js"
-import { dbEnv, dropSchema, freshSchema, migratedSchema, run } from "./utils.js"
+import { databaseUrl, dbEnv, dropSchema, freshSchema, migratedSchema, run } from "./utils.js"
 
 /** A failure while doing the work: exit 1. */
 const expectOneLineError = (result: { code: number | null; stderr: string }, ...parts: Array<string | RegExp>) =>
@@ -34,6 +34,24 @@ describe.concurrent("errors a user must get right", () => {
       "cannot connect to PostgreSQL at 127.0.0.1:9/app"
     )
     expectOneLineError(await run(["migrate"], { env: { PGWATCH_DATABASE_URL: closed } }), "127.0.0.1:9")
+  })
+
+  it("says where pg really connects: a value that is not a URL, a URL without a database", async () => {
+    // pg reads "foo" as a relative URL: database foo on a host named "base".
+    expectOneLineError(
+      await run(["status"], { env: { DATABASE_URL: "foo" } }),
+      `pgwatch: cannot connect to PostgreSQL at base:5432/foo (the database URL is not a postgres:// URL, so pg read it as database "foo" on host "base"): `
+    )
+    // No database in the URL: pg uses the user name; the command says so.
+    const url = new URL(databaseUrl)
+    url.pathname = ""
+    const schema = freshSchema()
+    const dry = await run(["migrate", "--dry-run"], { env: { DATABASE_URL: url.href, PGWATCH_SCHEMA: schema } })
+    expect(dry.code, dry.stderr).toBe(0)
+    expect(dry.stdout).toContain(
+      `to schema ${schema} (${url.hostname}:${url.port || 5432}/${decodeURIComponent(url.username) || "postgres"} ` +
+        `(no database named, so pg uses the user name "${decodeURIComponent(url.username) || "postgres"}": give one in the URL`
+    )
   })
 
   it("a schema not migrated yet: says to run pgwatch migrate", async () => {
