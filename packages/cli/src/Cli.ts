@@ -736,22 +736,35 @@ const demo = Command.make(
   "demo",
   {
     databaseUrl: shared.databaseUrl,
-    schema: shared.schema,
-    embedded: Options.boolean("embedded").pipe(Options.withDescription("Use the embedded PostgreSQL even if a database is configured."))
+    schema: Options.text("schema").pipe(
+      Options.withDescription(
+        `The demo's own schema (its table, log and consumers). Default ${Demo.defaultSchema}; never PGWATCH_SCHEMA.`
+      ),
+      Options.withDefault(Demo.defaultSchema)
+    ),
+    embedded: Options.boolean("embedded").pipe(Options.withDescription("Use the embedded PostgreSQL even if a database is configured.")),
+    clean: Options.boolean("clean").pipe(Options.withDescription("Drop the demo's schema (what earlier runs left) and exit."))
   },
   (options) =>
     Effect.gen(function*() {
-      const target = yield* Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config: Option.none() })
-      yield* Demo.run({ target, embedded: options.embedded, cwd: process.cwd() })
+      const target = yield* Database.resolve({
+        databaseUrl: options.databaseUrl,
+        schema: Option.some(options.schema),
+        config: Option.none()
+      })
+      yield* Demo.run({ target, embedded: options.embedded, cwd: process.cwd(), clean: options.clean })
     })
 ).pipe(Command.withDescription(help(
   "The quick-start demo: a table with a notifying trigger, a producer and two consumers; one consumer stops, " +
     "misses some changes, starts again and replays them. With no database configured it runs on an embedded " +
-    "PostgreSQL whose data stays in .pgwatch/embedded, so a second run replays what the first left.",
-  [["pgwatch demo", "on the embedded PostgreSQL (or the configured database)"], [
-    "pgwatch demo --database-url postgres://localhost/test --schema demo",
-    "on your database, in its own schema"
-  ]]
+    "PostgreSQL whose data stays in .pgwatch/embedded. On a configured database it works in a schema of its own " +
+    `(${Demo.defaultSchema}), never your app's; it stays there so a second run replays what the first left, ` +
+    "until --clean drops it.",
+  [
+    ["pgwatch demo", "on the embedded PostgreSQL (or the configured database)"],
+    ["pgwatch demo --database-url postgres://localhost/test", `on your database, in schema ${Demo.defaultSchema}`],
+    ["pgwatch demo --clean", "drop the demo's schema"]
+  ]
 )))
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
  * notifying trigger, a producer writing to it, and two consumers printing what they get; one
  * consumer is stopped while the producer goes on, and started again: it plays back what it
  * missed, flagged as replay. The last write happens after both consumers stop, so the next
- * run begins by replaying it (the embedded database keeps its data in .pgwatch/embedded).
+ * run begins by replaying it (the embedded database keeps its data in .pgwatch/embedded). It
+ * works in a schema of its own (`pgwatch_demo`), never the app's; `--clean` drops it.
  *
  * @since 0.1.0
  */
@@ -32,11 +33,26 @@ import * as Output from "./internal/output.js"
  * @category models
  */
 export interface Options {
+  /** The database, and the demo's own schema (`defaultSchema` unless one was given). */
   readonly target: Database.Target
   /** Use the embedded PostgreSQL even if a database is configured. */
   readonly embedded: boolean
   readonly cwd: string
+  /** Drop the demo's schema instead of running the demo. */
+  readonly clean?: boolean | undefined
 }
+
+/**
+ * The schema the demo uses unless told otherwise: its own, never the app's `pgwatch` (nor
+ * `PGWATCH_SCHEMA`), so that its consumers never show up in the app's status.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultSchema = "pgwatch_demo"
+
+/** The demo's consumers; a schema with others is not the demo's. */
+const DEMO_CONSUMERS = ["auditor", "printer"]
 
 const CHANNEL = "demo_orders"
 const WAIT = Duration.seconds(15)
@@ -213,7 +229,14 @@ export const run = (options: Options) =>
     const target = options.embedded || !options.target.configured
       ? yield* embeddedTarget(options)
       : options.target
-    yield* Output.out(`Database ${target.label}, pgwatch schema "${target.schema}".`)
+    yield* notSomeoneElses(target).pipe(Effect.provide(Database.sqlLayer(target)))
+    if (options.clean === true) {
+      yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP SCHEMA IF EXISTS ${sql(target.schema)} CASCADE`).pipe(
+        Effect.provide(Database.sqlLayer(target))
+      )
+      return yield* Output.out(`Dropped the demo's schema "${target.schema}" (${target.label}).`)
+    }
+    yield* Output.out(`Database ${target.label}, pgwatch schema "${target.schema}" (the demo's own).`)
     const applied = yield* Migrator.migrate({ schema: target.schema }).pipe(Effect.provide(Database.sqlLayer(target)))
     yield* Output.out(
       applied.length === 0
@@ -225,4 +248,29 @@ export const run = (options: Options) =>
     )
     yield* Output.out("")
     yield* Output.out(`Demo finished in ${((Date.now() - startedAt) / 1000).toFixed(1)}s.`)
+    yield* Output.out(
+      `Its table, log and consumers stay in schema "${target.schema}" for the next run; ` +
+        `remove them with: pgwatch demo --clean${target.schema === defaultSchema ? "" : ` --schema ${target.schema}`}`
+    )
   }))
+
+/**
+ * Fails unless the schema is absent or the demo's: it holds no consumer but the demo's, so
+ * neither running the demo nor `--clean` touches an app's pgwatch schema.
+ */
+const notSomeoneElses = (target: Database.Target) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const [{ exists }] = yield* sql<{ exists: boolean }>`
+      SELECT to_regclass(${`"${target.schema}".consumer`}) IS NOT NULL AS exists`
+    if (!exists) return
+    const rows = yield* sql<{ id: string }>`SELECT id FROM ${sql(target.schema)}.consumer ORDER BY id`
+    const others = rows.map((row) => row.id).filter((id) => !DEMO_CONSUMERS.includes(id))
+    if (others.length > 0) {
+      return yield* new CliError({
+        reason: "InvalidInput",
+        message: `schema "${target.schema}" holds consumers that are not the demo's (${others.join(", ")}): ` +
+          `the demo runs in a schema of its own; leave out --schema (default ${defaultSchema}) or pick another`
+      })
+    }
+  })
