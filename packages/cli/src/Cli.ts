@@ -628,7 +628,10 @@ const confirmed = (question: string, yes: boolean) =>
         message: `${question} Not on a terminal, so nobody can confirm: pass --yes`
       })
     }
-    return yield* Prompt.confirm({ message: question, initial: false })
+    // Ctrl-C or the end of input is a no.
+    return yield* Prompt.confirm({ message: question, initial: false }).pipe(
+      Effect.catchTag("QuitException", () => Effect.succeed(false))
+    )
   })
 
 const consumersRemove = Command.make(

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { dbEnv, migratedSchema, run, start, withClient } from "./utils.js"
+import { spawn, spawnSync } from "node:child_process"
+import { BIN, dbEnv, migratedSchema, PROJECT, run, Running, start, withClient } from "./utils.js"
+
+/** util-linux `script`, to run the command on a pseudo-terminal. */
+const hasScript = spawnSync("script", ["--version"]).status === 0
 
 interface StatusJson {
   readonly consumers: ReadonlyArray<{
@@ -109,5 +113,31 @@ describe.concurrent("what operators see and do", () => {
     const again = await run(["consumers", "remove", "old_report", "--yes"], { env })
     expect(again.code).toBe(1)
     expect(again.stderr).toContain(`unknown consumer "old_report"; registered consumers: mailer`)
+  })
+
+  it.skipIf(!hasScript)("consumers remove asks on a terminal, and removes on yes", async () => {
+    const schema = await migratedSchema()
+    const env = dbEnv(schema)
+    await withClient((c) => c.query(`INSERT INTO "${schema}".consumer (id, channels, done) VALUES ('gone', '{orders}', '1:1:')`))
+    const child = spawn("script", ["-qec", `"${process.execPath}" "${BIN}" consumers remove gone`, "/dev/null"], {
+      cwd: PROJECT,
+      env: { ...process.env, ...env },
+      stdio: ["pipe", "pipe", "pipe"]
+    })
+    // The question has no newline: watch the raw output.
+    let screen = ""
+    child.stdout.on("data", (chunk: Buffer | string) => {
+      screen += String(chunk)
+    })
+    const onTerminal = new Running(child)
+    await onTerminal.until(() => screen.includes("Remove consumer gone and its position, 0 dead letter(s)"), "the question")
+    child.stdin.write("y")
+    await onTerminal.until(() => screen.includes("yes"), "the answer")
+    child.stdin.write("\r")
+    await onTerminal.until(() => screen.includes("removed consumer gone"), "the removal")
+    const status = JSON.parse((await run(["status", "--json"], { env })).stdout) as StatusJson
+    expect(status.consumers).toEqual([])
+    child.stdin.end()
+    await onTerminal.exited
   })
 })
