@@ -192,7 +192,7 @@ const listen = Command.make(
       }
       const target = yield* Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config: Option.some(loaded) })
       // The library's settings from the environment (PgWatch.config); a flag overrides its own.
-      const fromEnv = yield* Effect.flatMap(PgWatch.config, PgWatch.resolve)
+      const fromEnv = yield* Effect.flatMap(PgWatch.config, (env) => PgWatch.resolve({ ...env, schema: target.schema }))
       yield* Listen.run({
         target,
         selected,
