@@ -18,6 +18,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { CliError } from "./CliError.js"
+import * as Grant from "./commands/grant.js"
 import * as ConfigFile from "./ConfigFile.js"
 import * as Database from "./Database.js"
 import * as Demo from "./Demo.js"
@@ -623,7 +624,7 @@ export const command = Command.make("pgwatch").pipe(
       ["pgwatch demo", "the quick-start demo"]
     ]
   )),
-  Command.withSubcommands([listen, migrate, cleanup, notify, triggers, status, failures, replay, demo])
+  Command.withSubcommands([listen, migrate, cleanup, notify, triggers, status, failures, replay, demo, Grant.command])
 )
 
 /**

@@ -20,6 +20,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { CliError } from "./CliError.js"
 import type * as ConfigFile from "./ConfigFile.js"
+import { redactText } from "./internal/redact.js"
 
 /**
  * @since 0.1.0
@@ -139,7 +140,7 @@ export const connectionError = (target: Target, error: SqlError): CliError => {
     : messageOf(error.cause ?? error)
   return new CliError({
     reason: "Connection",
-    message: `cannot connect to PostgreSQL at ${target.label}: ${why}`,
+    message: `cannot connect to PostgreSQL at ${target.label}: ${redactText(why)}`,
     cause: error
   })
 }
