@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Ref } from "effect"
+import * as NodeFs from "node:fs"
 import * as Admin from "../src/Admin.js"
 import * as Consumer from "../src/Consumer.js"
 import * as Migrator from "../src/Migrator.js"
@@ -182,4 +183,12 @@ describe("roles", () => {
         `GRANT EXECUTE ON FUNCTION "pgwatch".smart_notify TO "pgwatch_producer"`
       )
     }).pipe(Effect.scoped, Effect.provide(PgLive)))
+
+  it("the README lists exactly the statements grant runs", () => {
+    const readme = NodeFs.readFileSync(new URL("../../../README.md", import.meta.url), "utf8")
+    for (const kind of Roles.kinds) {
+      const listed = readme.split("\n").filter((line) => line.endsWith(`TO "pgwatch_${kind}";`)).map((line) => line.slice(0, -1))
+      expect(listed).toEqual(Roles.statements("pgwatch", kind))
+    }
+  })
 })
