@@ -2,9 +2,21 @@ import { describe, expect, it } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
 import * as Admin from "../src/Admin.js"
+import * as Migrator from "../src/Migrator.js"
 import * as PgWatch from "../src/PgWatch.js"
 import * as Triggers from "../src/Triggers.js"
-import { databaseUrl, freshChannel, freshSchema, query, rawClient, recordingConsumer, start, takeN, testOptions } from "./utils.js"
+import {
+  databaseUrl,
+  freshChannel,
+  freshSchema,
+  PgLive,
+  query,
+  rawClient,
+  recordingConsumer,
+  start,
+  takeN,
+  testOptions
+} from "./utils.js"
 
 /**
  * Functions a role could plant in a schema on a victim's search_path: each matches its
@@ -103,4 +115,27 @@ describe("search_path", () => {
         )
       )
     }).pipe(Effect.scoped))
+
+  it.live("every function pins its search_path (but inlined SQL set functions) and none is executable by PUBLIC", () =>
+    Effect.gen(function*() {
+      const schema = freshSchema()
+      const sql = yield* PgClient.PgClient
+      yield* Effect.addFinalizer(() => sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).pipe(Effect.orDie))
+      yield* Migrator.migrate({ schema })
+      const functions = yield* sql<{ name: string; pinned: boolean; inlined: boolean; owner_only: boolean; public: boolean }>`
+        SELECT p.oid::regprocedure::text AS name,
+               coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false) AS pinned,
+               l.lanname = 'sql' AND p.proretset AND NOT p.prosecdef AS inlined,
+               NOT EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                            WHERE a.grantee <> p.proowner) AS owner_only,
+               has_function_privilege('public', p.oid, 'EXECUTE') AS public
+          FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+         WHERE p.pronamespace = ${schema}::regnamespace
+         ORDER BY 1`
+      expect(functions.length).toBeGreaterThan(10)
+      for (const fn of functions) {
+        expect({ name: fn.name, safe: fn.pinned || (fn.inlined && fn.owner_only), public: fn.public })
+          .toEqual({ name: fn.name, safe: true, public: false })
+      }
+    }).pipe(Effect.scoped, Effect.provide(PgLive)))
 })
