@@ -4,6 +4,7 @@ import { Effect, Layer, Redacted } from "effect"
 import * as Admin from "../src/Admin.js"
 import * as Migrator from "../src/Migrator.js"
 import * as PgWatch from "../src/PgWatch.js"
+import * as Retention from "../src/Retention.js"
 import * as Triggers from "../src/Triggers.js"
 import {
   databaseUrl,
@@ -102,6 +103,8 @@ describe("search_path", () => {
         yield* takeN(received, 1)
         yield* stop
         yield* Admin.status()
+        yield* Admin.deadLetters()
+        yield* Retention.cleanup({ olderThan: "1 day" })
         expect(yield* Triggers.remove(`${schema}.orders`, { channel })).toBe(true)
 
         const calls = yield* sql<{ fn: string }>`SELECT fn FROM ${sql(evil)}.calls`
