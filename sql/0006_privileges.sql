@@ -62,12 +62,13 @@ BEGIN
   LOOP
     EXECUTE pg_catalog.format('ALTER FUNCTION %s SECURITY DEFINER', fn);
   END LOOP;
-  -- next_page's cached generic plan is estimated from the whole log: past a few hundred
-  -- thousand rows its cost passes jit_above_cost, and every read paid ~30-50 ms of JIT
+  -- The readers' cached generic plans (next_page's) are costed on the whole log: past a few
+  -- hundred thousand rows the cost passes jit_above_cost, and every read paid ~30-50 ms of JIT
   -- compilation for a query that runs in ~0.2 ms.
   FOR fn IN
     SELECT p.oid FROM pg_catalog.pg_proc p
-     WHERE p.pronamespace = pg_catalog.to_regnamespace(:PGWATCH_SCHEMA_LITERAL) AND p.proname = 'next_page'
+     WHERE p.pronamespace = pg_catalog.to_regnamespace(:PGWATCH_SCHEMA_LITERAL)
+       AND 'plan_cache_mode=force_generic_plan' = ANY (p.proconfig)
   LOOP
     EXECUTE pg_catalog.format('ALTER FUNCTION %s SET jit = off', fn);
   END LOOP;
