@@ -20,6 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { CliError } from "./CliError.js"
+import * as Grant from "./commands/grant.js"
 import * as ConfigFile from "./ConfigFile.js"
 import * as Database from "./Database.js"
 import * as Demo from "./Demo.js"
@@ -790,7 +791,7 @@ export const command = Command.make("pgwatch").pipe(
       ["pgwatch demo", "the quick-start demo"]
     ]
   )),
-  Command.withSubcommands([listen, migrate, cleanup, notify, triggers, status, failures, consumers, replay, demo])
+  Command.withSubcommands([listen, migrate, cleanup, notify, triggers, status, failures, consumers, replay, demo, Grant.command])
 )
 
 /**

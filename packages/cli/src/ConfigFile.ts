@@ -19,6 +19,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -28,6 +29,7 @@ import * as NodePath from "node:path"
 import { pathToFileURL } from "node:url"
 import { CliError } from "./CliError.js"
 import * as Loader from "./internal/loader.js"
+import * as Redact from "./internal/redact.js"
 
 /**
  * An app's consumers: a module path (relative to the config file) or a function that imports
@@ -131,6 +133,33 @@ const ConfigSchema = Schema.Struct({
 
 const decodeConfig = Schema.decodeUnknown(ConfigSchema, { onExcessProperty: "error" })
 
+/** A password's stand-in of the same type, so that it is exactly as valid, or invalid. */
+const maskValue = (value: unknown): unknown =>
+  typeof value === "string"
+    ? Redact.MASK
+    : typeof value === "number"
+    ? 0
+    : Array.isArray(value)
+    ? []
+    : typeof value === "object" && value !== null
+    ? {}
+    : value
+
+/**
+ * The config with its database password and the password of its URL masked: what a decode
+ * error may print (it shows the values it rejects).
+ */
+const withoutSecrets = (input: unknown): unknown => {
+  if (typeof input !== "object" || input === null || !("database" in input)) return input
+  const database: unknown = input.database
+  if (typeof database === "string") return { ...input, database: Redact.redactUrl(database) }
+  if (typeof database !== "object" || database === null) return input
+  const masked: Record<string, unknown> = { ...database }
+  if (typeof masked.url === "string") masked.url = Redact.redactUrl(masked.url)
+  if ("password" in masked) masked.password = maskValue(masked.password)
+  return { ...input, database: masked }
+}
+
 /** The config file in `dir` or the nearest parent folder that has one. */
 const discover = (dir: string): string | undefined => {
   for (let current = NodePath.resolve(dir);;) {
@@ -175,10 +204,17 @@ const load = (path: string) =>
       })
     }
     const config = yield* decodeConfig(module.default).pipe(
+      // The error is described from a copy without passwords, which fails the same way.
+      Effect.catchAll((error) =>
+        Effect.flatMap(Effect.either(decodeConfig(withoutSecrets(module.default))), (masked) =>
+          Effect.fail(Either.isLeft(masked) ? masked.left : error))
+      ),
       Effect.mapError((error) =>
         new CliError({
           reason: "ConfigInvalid",
-          message: `config file ${path} is invalid: ${ParseResult.TreeFormatter.formatErrorSync(error).replaceAll("\n", " ")}`
+          message: `config file ${path} is invalid: ${
+            Redact.redactText(ParseResult.TreeFormatter.formatErrorSync(error).replaceAll("\n", " "))
+          }`
         })
       )
     )

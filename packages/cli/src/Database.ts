@@ -22,6 +22,7 @@ import * as Pg from "pg"
 import { parse as parseConnectionString } from "pg-connection-string"
 import { CliError } from "./CliError.js"
 import type * as ConfigFile from "./ConfigFile.js"
+import { redactText } from "./internal/redact.js"
 
 /**
  * @since 0.1.0
@@ -158,7 +159,7 @@ export const connectionError = (target: Target, error: SqlError): CliError => {
     : messageOf(error.cause ?? error)
   return new CliError({
     reason: "Connection",
-    message: `cannot connect to PostgreSQL at ${target.label}: ${why}`,
+    message: `cannot connect to PostgreSQL at ${target.label}: ${redactText(why)}`,
     cause: error
   })
 }

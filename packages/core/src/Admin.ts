@@ -181,7 +181,7 @@ export const status = (
                 JOIN ${schema}.notification_log l ON l.id = d.log_id
                WHERE d.consumer_id = c.id AND l.channel = ch.channel)::text AS dead_letters
         FROM ${schema}.consumer c
-        CROSS JOIN LATERAL unnest(c.channels) WITH ORDINALITY AS ch(channel, n)
+        CROSS JOIN LATERAL pg_catalog.unnest(c.channels) WITH ORDINALITY AS ch(channel, n)
         CROSS JOIN LATERAL (
           SELECT count(*) AS pending, min(l.created_at) AS oldest
             FROM ${schema}.notification_log l
@@ -371,7 +371,7 @@ const wakeChannels = (channels: ReadonlyArray<string>) =>
     const { settings, sql } = yield* PgWatch
     if (channels.length === 0) return
     yield* sql`SELECT pg_notify(c, ${sql(settings.schema)}.redelivery_wake_payload())
-                 FROM unnest(${[...new Set(channels)]}::text[]) AS c`
+                 FROM pg_catalog.unnest(${[...new Set(channels)]}::text[]) AS c`
   })
 
 /**

@@ -202,8 +202,7 @@ export const make = (options: Options = {}) =>
     yield* ensureMigrated(sql, settings.schema)
     // Consumers of processes that died without unregistering would make producers NOTIFY
     // for nobody; their listen connections are gone, which is how they are recognised.
-    yield* sql`DELETE FROM ${sql(settings.schema)}.waiting w
-               WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid)`
+    yield* sql`SELECT ${sql(settings.schema)}.forget_dead_waiters()`
     const listener = yield* Listener.make({
       connect: options.connectListener ?? listenerClient(sql.config),
       schema: settings.schema,

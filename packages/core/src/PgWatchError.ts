@@ -11,7 +11,7 @@ import * as Schema from "effect/Schema"
  * @category errors
  */
 export class PgWatchError extends Schema.TaggedError<PgWatchError>("@pgwatch/PgWatchError")("PgWatchError", {
-  reason: Schema.Literal("Config", "InvalidChannel", "InvalidPayload", "Migration", "NotMigrated", "Listener"),
+  reason: Schema.Literal("Config", "InvalidChannel", "InvalidPayload", "Migration", "NotMigrated", "Listener", "Permission"),
   message: Schema.String,
   cause: Schema.optional(Schema.Defect)
 }) {}

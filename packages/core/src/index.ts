@@ -50,6 +50,11 @@ export * as Retention from "./Retention.js"
 /**
  * @since 0.1.0
  */
+export * as Roles from "./Roles.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Subscription from "./Subscription.js"
 
 /**

@@ -4,6 +4,8 @@ import { Effect, Exit, Layer } from "effect"
 import * as Migrator from "../src/Migrator.js"
 import * as PgWatch from "../src/PgWatch.js"
 import { migrationNames } from "../../../test-support/migrations.js"
+import * as Roles from "../src/Roles.js"
+import { dropRoles, loginRole } from "./roleUtils.js"
 import { dropSchemaFinally, freshSchema, PgLive } from "./utils.js"
 
 describe("migrator", () => {
@@ -52,5 +54,46 @@ describe("migrator", () => {
       yield* Layer.build(PgWatch.layer({ schema })).pipe(Effect.scoped)
       const left = yield* sql<{ consumer_id: string }>`SELECT consumer_id FROM ${sql(schema)}.waiting`
       expect(left.map((r) => r.consumer_id)).toEqual(["alive"])
+    }).pipe(Effect.scoped, Effect.provide(PgLive)))
+
+  it.live("a role without CREATE on the database: the service starts with migrate: true when nothing is pending", () =>
+    Effect.gen(function*() {
+      const schema = freshSchema()
+      const sql = yield* PgClient.PgClient
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          yield* sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+          yield* dropRoles(Roles.kinds.map((kind) => Roles.groupRole(schema, kind)))
+        }).pipe(Effect.orDie)
+      )
+      const app = yield* loginRole("app")
+      const [{ owner }] = yield* sql<{ owner: string }>`SELECT current_user AS owner`
+      yield* Migrator.migrate({ schema })
+      yield* Roles.grant({ role: app.name, kind: "consumer" }).pipe(
+        Effect.provide(PgWatch.layer({ schema }).pipe(Layer.provide(PgLive)))
+      )
+      yield* Layer.build(app.watch(schema, { migrate: true })).pipe(Effect.scoped)
+
+      // Something pending: the app's role is told who may apply it.
+      const [last] = yield* sql<{ version: number }>`
+        DELETE FROM ${sql(schema)}.schema_migration
+         WHERE version = (SELECT max(version) FROM ${sql(schema)}.schema_migration) RETURNING version`
+      const pending = yield* Effect.flip(Layer.build(app.watch(schema, { migrate: true })).pipe(Effect.scoped))
+      expect(pending).toMatchObject({ reason: "Permission" })
+      expect(pending.message).toContain(`1 pgwatch migration(s) pending for schema "${schema}" (${String(last!.version).padStart(4, "0")}_`)
+      expect(pending.message).toContain(`run \`pgwatch migrate\` as "${owner}"`)
+
+      // A schema that does not exist yet: CREATE on the database is what is missing.
+      const fresh = freshSchema()
+      const create = yield* Effect.flip(Migrator.migrate({ schema: fresh }).pipe(Effect.provide(app.client)))
+      expect(create).toMatchObject({ reason: "Permission" })
+      expect(create.message).toContain(`schema "${fresh}" does not exist and role "${app.name}" may not create it`)
+      expect(create.message).toContain(`GRANT CREATE ON DATABASE`)
+
+      // No grants at all: reading the version is refused, with the command that grants it.
+      const stranger = yield* loginRole("stranger")
+      const read = yield* Effect.flip(Migrator.pending({ schema }).pipe(Effect.provide(stranger.client)))
+      expect(read).toMatchObject({ reason: "Permission" })
+      expect(read.message).toContain(`run \`pgwatch grant ${stranger.name} --as consumer\``)
     }).pipe(Effect.scoped, Effect.provide(PgLive)))
 })

@@ -41,6 +41,23 @@ describe("Triggers", () => {
         expect(badChannel._tag === "PgWatchError" && badChannel.reason).toBe("InvalidChannel")
         const longChannel = yield* Effect.flip(Triggers.add(table, { channel: "c".repeat(56) }))
         expect(longChannel.message).toContain("at most 55")
+        const longRemoval = yield* Effect.flip(Triggers.remove(table, { channel: "c".repeat(56) }))
+        expect(longRemoval.message).toContain("at most 55")
+      }))
+
+    it.effect("the SQL function refuses a channel whose trigger name PostgreSQL would truncate to another's", () =>
+      Effect.gen(function*() {
+        const { settings, sql } = yield* PgWatch.PgWatch
+        const table = `${settings.schema}.long_names`
+        yield* sql`CREATE TABLE ${sql(settings.schema)}.long_names (id int PRIMARY KEY)`
+        const longest = "c".repeat(55)
+        yield* Triggers.add(table, { channel: longest })
+        // pgwatch_ + 56 characters is 64 bytes, truncated to the trigger of the 55-character channel.
+        const refused = yield* Effect.flip(
+          sql`SELECT ${sql(settings.schema)}.remove_data_change_trigger(${table}::regclass, ${`${longest}x`})`
+        )
+        expect(String((refused.cause as Error).message)).toContain("invalid channel name")
+        expect((yield* Triggers.list({ table })).map((t) => t.channel)).toEqual([longest])
       }))
   })
 })

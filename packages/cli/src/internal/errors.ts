@@ -1,4 +1,5 @@
 import * as Cause from "effect/Cause"
+import { redactText } from "./redact.js"
 
 const sqlState = (cause: unknown): string | undefined => {
   if (typeof cause !== "object" || cause === null) return undefined
@@ -10,9 +11,12 @@ const firstLine = (text: string) => text.split("\n")[0]!
 
 /**
  * One line for any failure the command can end with: its own errors, pgwatch's, the
- * database's (with the SQLSTATE) and configuration errors. Never a stack trace.
+ * database's (with the SQLSTATE) and configuration errors. Never a stack trace, never a
+ * password of a connection string.
  */
-export const describeError = (error: unknown): string => {
+export const describeError = (error: unknown): string => redactText(describe(error))
+
+const describe = (error: unknown): string => {
   if (typeof error !== "object" || error === null) return String(error)
   const tagged = error as { readonly _tag?: unknown; readonly message?: unknown; readonly cause?: unknown }
   switch (tagged._tag) {

@@ -118,7 +118,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
 
     const register = (pid: number) =>
       sql`INSERT INTO ${schema}.waiting (channel, consumer_id, backend_pid)
-          SELECT c, ${options.consumerId}, ${pid} FROM unnest(${options.channels}::text[]) AS c
+          SELECT c, ${options.consumerId}, ${pid} FROM pg_catalog.unnest(${options.channels}::text[]) AS c
           ON CONFLICT (channel, consumer_id) DO UPDATE SET backend_pid = excluded.backend_pid`
     const unregister = sql`DELETE FROM ${schema}.waiting WHERE consumer_id = ${options.consumerId}`
     yield* Effect.addFinalizer(() => unregister.pipe(Effect.interruptible, Effect.timeout("2 seconds"), Effect.ignore))
