@@ -17,11 +17,13 @@ import * as Triggers from "@pgwatch/core/Triggers"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as NodePath from "node:path"
 import { CliError } from "./CliError.js"
 import * as ConfigFile from "./ConfigFile.js"
 import * as Database from "./Database.js"
 import * as Demo from "./Demo.js"
 import * as Discovery from "./Discovery.js"
+import * as EmbeddedTarget from "./internal/embeddedTarget.js"
 import * as Output from "./internal/output.js"
 import * as Listen from "./Listen.js"
 
@@ -58,6 +60,12 @@ const shared = {
   schema: Options.text("schema").pipe(
     Options.withDescription("Schema of pgwatch's tables. Default: the config file's schema, else PGWATCH_SCHEMA, else pgwatch."),
     Options.optional
+  ),
+  embedded: Options.boolean("embedded").pipe(
+    Options.withDescription(
+      "Run on a local embedded PostgreSQL instead of a configured database (started for the command, or joined if " +
+        "another pgwatch runs it; data in .pgwatch/embedded beside the config file, shared with pgwatch demo)."
+    )
   )
 }
 
@@ -65,12 +73,24 @@ interface Shared {
   readonly config: Option.Option<string>
   readonly databaseUrl: Option.Option<string>
   readonly schema: Option.Option<string>
+  readonly embedded: boolean
 }
+
+/** The database a command works on: the configured one, or with --embedded the embedded server (for the run). */
+const targetFor = (options: Shared, config: Option.Option<ConfigFile.Loaded>) =>
+  options.embedded
+    ? EmbeddedTarget.embeddedTarget({
+      cwd: Option.match(config, { onNone: () => process.cwd(), onSome: (loaded) => NodePath.dirname(loaded.path) }),
+      schema: options.schema,
+      config,
+      say: Output.err
+    })
+    : Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config })
 
 const setup = (options: Shared) =>
   Effect.gen(function*() {
     const config = yield* ConfigFile.find({ path: options.config, cwd: process.cwd() })
-    const target = yield* Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config })
+    const target = yield* targetFor(options, config)
     return { config, target }
   })
 
@@ -177,7 +197,7 @@ const listen = Command.make(
         ))
         return yield* Output.err(`${selected.length} consumer(s) from ${loaded.path}`)
       }
-      const target = yield* Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config: Option.some(loaded) })
+      const target = yield* targetFor(options, Option.some(loaded))
       const pageSize = yield* Option.match(options.maxBatchSize, {
         onNone: () => Effect.succeedNone,
         onSome: (n) =>
@@ -626,10 +646,14 @@ export const command = Command.make("pgwatch").pipe(
   Command.withSubcommands([listen, migrate, cleanup, notify, triggers, status, failures, replay, demo])
 )
 
+const runCommand = Command.run(command, { name: "pgwatch", version: "0.1.0" })
+
 /**
  * Parses the arguments (`process.argv`) and runs the command.
  *
  * @since 0.1.0
  * @category running
  */
-export const run = Command.run(command, { name: "pgwatch", version: "0.1.0" })
+export const run = (args: ReadonlyArray<string>) =>
+  // The scope of the whole run: an embedded server (--embedded) stops after the command.
+  Effect.scoped(runCommand(args))
