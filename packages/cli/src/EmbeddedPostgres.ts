@@ -140,9 +140,10 @@ const reachableBinaries = async (
   }
 }
 
-const spawnAs = (file: string, args: ReadonlyArray<string>, user: Host.ServerUser | undefined) =>
+const spawnAs = (file: string, args: ReadonlyArray<string>, user: Host.ServerUser | undefined, detached = false) =>
   spawn(file, args, {
     ...(user ? { uid: user.uid, gid: user.gid, cwd: "/" } : {}),
+    detached,
     env: { ...process.env, LC_MESSAGES: "C" },
     stdio: ["ignore", "pipe", "pipe"]
   })
@@ -205,8 +206,21 @@ const initialise = async (
 const running = new Set<ChildProcess>()
 let exitGuard = false
 
-const launch = (binaries: Binaries, dataDir: string, port: number, user: Host.ServerUser | undefined, onLog: (line: string) => void) =>
+/**
+ * Starts the server. One on kept data runs in a process group of its own, so that a Ctrl-C
+ * meant for the command (which then stops gracefully, saving progress) does not stop the
+ * database under it; should the command be killed outright, the next start joins it. A
+ * temporary one stays in the caller's group and stops with it.
+ */
+const launch = (
+  binaries: Binaries,
+  dataDir: string,
+  port: number,
+  user: Host.ServerUser | undefined,
+  options: { readonly kept: boolean; readonly onLog: (line: string) => void }
+) =>
   new Promise<ChildProcess>((resolve, reject) => {
+    const onLog = options.onLog
     const child = spawnAs(binaries.postgres, [
       "-D",
       dataDir,
@@ -219,7 +233,7 @@ const launch = (binaries: Binaries, dataDir: string, port: number, user: Host.Se
       "unix_socket_directories=",
       "-c",
       "lc_messages=C"
-    ], user)
+    ], user, options.kept)
     let output = ""
     let ready = false
     child.stdout?.on("data", (chunk: Buffer) => onLog(chunk.toString("utf8")))
@@ -316,7 +330,7 @@ export const start = async (options: StartOptions = {}): Promise<Server> => {
       await initialise(binaries, data, work, user, { temporary: dataDir === undefined, onLog })
     }
     const port = options.port ?? await freePort()
-    const child = await launch(binaries, data, port, user, onLog)
+    const child = await launch(binaries, data, port, user, { kept: dataDir !== undefined, onLog })
     let stopping: Promise<void> | undefined
     const stop = () =>
       stopping ??= shutdown(child).then(removeWork).finally(() => {
