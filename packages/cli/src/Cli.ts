@@ -78,14 +78,16 @@ interface Shared {
 
 /** The database a command works on: the configured one, or with --embedded the embedded server (for the run). */
 const targetFor = (options: Shared, config: Option.Option<ConfigFile.Loaded>) =>
-  options.embedded
-    ? EmbeddedTarget.embeddedTarget({
+  !options.embedded
+    ? Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config })
+    : Option.isSome(options.databaseUrl)
+    ? Effect.fail(new CliError({ reason: "InvalidInput", message: "--embedded and --database-url name two databases: give one" }))
+    : EmbeddedTarget.embeddedTarget({
       cwd: Option.match(config, { onNone: () => process.cwd(), onSome: (loaded) => NodePath.dirname(loaded.path) }),
       schema: options.schema,
       config,
       say: Output.err
     })
-    : Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config })
 
 const setup = (options: Shared) =>
   Effect.gen(function*() {

@@ -176,6 +176,10 @@ process.exitCode = 3
             "no database configured: set DATABASE_URL, or add --embedded to run on a local embedded PostgreSQL"
         )
 
+        const both = await run(["status", "--embedded", "--database-url", "postgres://elsewhere/db"], { cwd })
+        expect(both.code).toBe(1)
+        expect(both.stderr.trim()).toBe("pgwatch: --embedded and --database-url name two databases: give one")
+
         const migrated = await run(["migrate", "--embedded"], { cwd })
         data = relocatedData(migrated.stderr)
         expect(migrated.code, migrated.stderr).toBe(0)
