@@ -26,7 +26,14 @@ export default async function setup(project: TestProject) {
     provide("databaseUrl", LOCAL)
     return
   }
-  const server = await Embedded.start()
+  const server = await Embedded.start().catch((error: unknown) => {
+    // One line, no stack trace: the message says what to do.
+    const message = `tests: cannot start the embedded PostgreSQL: ${error instanceof Error ? error.message : String(error)} ` +
+      "(for the tests: PGWATCH_TEST_DATABASE_URL)"
+    const failure = new Error(message)
+    failure.stack = message
+    throw failure
+  })
   console.log(`tests use the embedded PostgreSQL ${server.version} at ${server.url}`)
   provide("databaseUrl", server.url)
   return () => server.stop()

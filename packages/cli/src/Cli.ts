@@ -41,48 +41,7 @@ const help = (text: string, examples: ReadonlyArray<readonly [command: string, e
     ])
   ])
 
-// ---------------------------------------------------------------------------------------------
-// Options every database command takes
-
-const shared = {
-  config: Options.text("config").pipe(
-    Options.withAlias("c"),
-    Options.withDescription(
-      `The config file. Default: the first of ${ConfigFile.fileNames.join(", ")} in the current folder or a parent.`
-    ),
-    Options.optional
-  ),
-  databaseUrl: Options.text("database-url").pipe(
-    Options.withDescription(
-      "PostgreSQL URL. Default: the config file's database, else PGWATCH_DATABASE_URL, DATABASE_URL or the PG* variables."
-    ),
-    Options.optional
-  ),
-  schema: Options.text("schema").pipe(
-    Options.withDescription("Schema of pgwatch's tables. Default: the config file's schema, else PGWATCH_SCHEMA, else pgwatch."),
-    Options.optional
-  )
-}
-
-interface Shared {
-  readonly config: Option.Option<string>
-  readonly databaseUrl: Option.Option<string>
-  readonly schema: Option.Option<string>
-}
-
-const setup = (options: Shared) =>
-  Effect.gen(function*() {
-    const config = yield* ConfigFile.find({ path: options.config, cwd: process.cwd() })
-    const target = yield* Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config })
-    return { config, target }
-  })
-
-/** Runs an effect with the pgwatch service (and fails with `NotMigrated` on an unmigrated schema). */
-const withWatch = <A, E, R>(options: Shared, effect: (target: Database.Target) => Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const { target } = yield* setup(options)
-    return yield* effect(target).pipe(Effect.provide(Database.watchLayer(target)))
-  })
+import { setup, shared, targetFor, withWatch } from "./commands/shared.js"
 
 const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of a table."))
 
@@ -191,7 +150,7 @@ const listen = Command.make(
         ))
         return yield* Output.err(`${selected.length} consumer(s) from ${loaded.path}`)
       }
-      const target = yield* Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config: Option.some(loaded) })
+      const target = yield* targetFor(options, Option.some(loaded))
       // The library's settings from the environment (PgWatch.config); a flag overrides its own.
       const fromEnv = yield* Effect.flatMap(PgWatch.config, (env) => PgWatch.resolve({ ...env, schema: target.schema }))
       yield* Listen.run({
@@ -794,10 +753,14 @@ export const command = Command.make("pgwatch").pipe(
   Command.withSubcommands([listen, migrate, cleanup, notify, triggers, status, failures, consumers, replay, demo, Grant.command])
 )
 
+const runCommand = Command.run(command, { name: "pgwatch", version: "0.1.0" })
+
 /**
  * Parses the arguments (`process.argv`) and runs the command.
  *
  * @since 0.1.0
  * @category running
  */
-export const run = Command.run(command, { name: "pgwatch", version: "0.1.0" })
+export const run = (args: ReadonlyArray<string>) =>
+  // The scope of the whole run: an embedded server (--embedded) stops after the command.
+  Effect.scoped(runCommand(args))

@@ -157,9 +157,12 @@ export const connectionError = (target: Target, error: SqlError): CliError => {
     : error.message.includes("timed out")
     ? "timed out after 5 seconds"
     : messageOf(error.cause ?? error)
+  const hint = target.configured
+    ? ""
+    : "; no database configured: set DATABASE_URL, or add --embedded to run on a local embedded PostgreSQL"
   return new CliError({
     reason: "Connection",
-    message: `cannot connect to PostgreSQL at ${target.label}: ${redactText(why)}`,
+    message: `cannot connect to PostgreSQL at ${target.label}: ${redactText(why)}${hint}`,
     cause: error
   })
 }

