@@ -79,6 +79,14 @@ export const discover = (
         for (const [name, candidate] of values) {
           if (!Consumer.isConsumer(candidate) || seen.has(candidate)) continue
           seen.add(candidate)
+          // Consumer.make checks its options; an object changed after it (a spread) is checked here.
+          const valid = Consumer.validate(candidate)
+          if (valid._tag === "Left") {
+            return yield* new CliError({
+              reason: "ConfigInvalid",
+              message: `app "${app}" (${label}, export ${name}): ${valid.left.message}`
+            })
+          }
           found.push({ id: candidate.id, app, channels: candidate.channels, module: label, exportName: name, consumer: candidate })
         }
       }
