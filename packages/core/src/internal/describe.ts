@@ -7,14 +7,21 @@
 export const describe = (value: unknown, limit = 1000): string => {
   const out: Array<string> = []
   let length = 0
+  let cut = false
   const write = (text: string) => {
-    if (length >= limit) return
+    if (length >= limit) {
+      cut = true
+      return
+    }
     out.push(text)
     length += text.length
   }
   const seen = new Set<object>()
   const render = (v: unknown, depth: number): void => {
-    if (length >= limit) return
+    if (length >= limit) {
+      cut = true
+      return
+    }
     switch (typeof v) {
       case "string":
         return write(depth === 0 ? v : JSON.stringify(v))
@@ -76,7 +83,7 @@ export const describe = (value: unknown, limit = 1000): string => {
     write("[undescribable value]")
   }
   const text = out.join("").replace(/[\u0000\r\n]/g, (c) => c === "\u0000" ? "\\u0000" : c === "\r" ? "\\r" : "\\n")
-  return text.length > limit ? `${text.slice(0, limit)}…` : text
+  return cut || text.length > limit ? `${text.slice(0, limit)}…` : text
 }
 
 /** The value `read` gives, or `fallback` if it throws. */
