@@ -261,7 +261,8 @@ export const runUntil: <R>(
 export interface LayerOptions extends RunOptions {
   /**
    * Failed with the error if the consumer stops for good: a configuration error no restart
-   * can fix (a service its handler needs is not provided). `pgwatch listen` exits on it.
+   * can fix (a service its handler needs is not provided). Without it, that error is logged;
+   * with it, reporting it is the caller's (`pgwatch listen` exits with it).
    */
   readonly fatal?: Deferred.Deferred<void, PgWatchError> | undefined
 }

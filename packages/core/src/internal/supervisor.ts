@@ -114,7 +114,7 @@ export interface SuperviseOptions {
   readonly maxDelay: Duration.Duration
   /** Completes when the consumer is asked to stop: no restart after it. */
   readonly stop: Deferred.Deferred<void>
-  /** Failed with the error when the consumer stops for good. */
+  /** Failed with the error when the consumer stops for good (then not logged: its owner reports it). */
   readonly fatal?: Deferred.Deferred<void, PgWatchError> | undefined
 }
 
@@ -141,8 +141,9 @@ export const supervise = <R>(run: Effect.Effect<void, unknown, R>, options: Supe
       let delay = restartDelay(failures, options.baseDelay, options.maxDelay)
       switch (diagnosis._tag) {
         case "Fatal":
-          yield* Effect.logError(`${name} stopped for good: ${diagnosis.error.message}`)
+          // Whoever waits on `fatal` reports it (the CLI exits with it); else it is logged.
           if (options.fatal !== undefined) yield* Deferred.fail(options.fatal, diagnosis.error)
+          else yield* Effect.logError(`${name} stopped for good: ${diagnosis.error.message}`)
           return
         case "Misconfigured":
           delay = options.maxDelay
