@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Ref, TestClock } from "effect"
+import { Context, Duration, Effect, Fiber, Layer, Ref, TestClock } from "effect"
 import * as Consumer from "../src/Consumer.js"
+import type * as PgWatch from "../src/PgWatch.js"
+import type { PgWatchError } from "../src/PgWatchError.js"
 import { describeError, lagOf } from "../src/internal/handling.js"
 
 // The pure parts of a consumer: its retry backoff, declaration checks, error texts, lag.
@@ -27,7 +29,7 @@ describe("Consumer", () => {
         expect(delay).toBeGreaterThanOrEqual(Math.min(0.8 * exponential, 5000) - 100)
         expect(delay).toBeLessThanOrEqual(Math.min(1.2 * exponential, 5000) + 100)
       })
-      expect(delays.slice(3)).toEqual([5000, 5000])
+      expect(delays.slice(3).map(Math.round)).toEqual([5000, 5000])
     }))
 
   it("validate names the consumer and the fix", () => {
@@ -61,5 +63,20 @@ describe("Consumer", () => {
     expect(lagOf(10_000, Number.NEGATIVE_INFINITY)).toBe(0)
     expect(lagOf(10_000, new Date(Number.NaN))).toBe(0)
     expect(lagOf(10_000, new Date(20_000))).toBe(0)
+  })
+
+  it("a layer requires the services its handler needs: leaving one out is a type error (checked by tsc)", () => {
+    class Mailer extends Context.Tag("Mailer")<Mailer, { readonly send: (to: string) => Effect.Effect<void> }>() {}
+    const mailer = Consumer.make({
+      id: "mailer",
+      channels: ["orders"],
+      handle: () => Effect.flatMap(Mailer, (m) => m.send("ada@example.com"))
+    })
+    const provided: Layer.Layer<never, PgWatchError, PgWatch.PgWatch> = Consumer.layer(mailer).pipe(
+      Layer.provide(Layer.succeed(Mailer, { send: () => Effect.void }))
+    )
+    // @ts-expect-error Mailer is still required: an app cannot launch it without providing it
+    const missing: Layer.Layer<never, PgWatchError, PgWatch.PgWatch> = Consumer.layer(mailer)
+    expect([Layer.isLayer(provided), Layer.isLayer(missing)]).toEqual([true, true])
   })
 })
