@@ -14,6 +14,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Channel from "./Channel.js"
 import type { StartFrom } from "./internal/cursor.js"
+import { describe } from "./internal/describe.js"
 import * as Running from "./internal/running.js"
 import * as Supervisor from "./internal/supervisor.js"
 import type { Notification } from "./Notification.js"
@@ -167,7 +168,12 @@ export const defaultRetry: Schedule.Schedule<unknown, HandlerError> = retrySched
 export const validate = (consumer: Pick<Consumer<unknown>, "id" | "channels" | "concurrency">): Either.Either<void, PgWatchError> => {
   const id: unknown = consumer.id
   const fail = (problem: string) =>
-    Either.left(new PgWatchError({ reason: "Config", message: `consumer ${JSON.stringify(id)}: ${problem}` }))
+    Either.left(
+      new PgWatchError({
+        reason: "Config",
+        message: `consumer ${typeof id === "string" ? JSON.stringify(id) : describe(id)}: ${problem}`
+      })
+    )
   if (typeof id !== "string" || id === "" || id.length > 200 || id.trim() !== id || /\p{Cc}/u.test(id)) {
     return fail("its id must be 1 to 200 printable characters without surrounding spaces")
   }
@@ -176,7 +182,8 @@ export const validate = (consumer: Pick<Consumer<unknown>, "id" | "channels" | "
     return fail("give it at least one channel, e.g. `channels: [\"orders\"]`")
   }
   for (const channel of channels) {
-    const checked = Channel.validate(String(channel))
+    if (typeof channel !== "string") return fail(`a channel name is a string, got ${describe(channel)}`)
+    const checked = Channel.validate(channel)
     if (Either.isLeft(checked)) return fail(checked.left.message)
   }
   const twice = channels.find((channel, i) => channels.indexOf(channel) !== i)

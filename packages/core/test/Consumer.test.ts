@@ -47,6 +47,10 @@ describe("Consumer", () => {
     expect(problem({ id: "x".repeat(201) })).toMatch(/its id must be/)
     expect(problem({ concurrency: -1 })).toBe(`consumer "orders": concurrency must be a positive whole number, got -1`)
     expect(problem({ concurrency: Number.NaN })).toMatch(/got NaN/)
+    // From untyped code (a config file's module): described, never a throw of its own.
+    const untyped = (value: object) => Consumer.validate({ ...base, ...value })
+    expect(untyped({ id: 10n })).toMatchObject({ left: { message: "consumer 10n: its id must be 1 to 200 printable characters without surrounding spaces" } })
+    expect(untyped({ channels: [7] })).toMatchObject({ left: { message: `consumer "orders": a channel name is a string, got 7` } })
   })
 
   it("describeError never throws, whatever the cause holds", () => {
