@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { SqlError } from "@effect/sql/SqlError"
-import { Cause, Deferred, Duration, Effect, Fiber, Logger, Ref, TestClock } from "effect"
+import { Cause, Deferred, Duration, Effect, Fiber, FiberId, Logger, Ref, TestClock } from "effect"
 import { diagnose, restartDelay, supervise } from "../src/internal/supervisor.js"
 import { PgWatchError } from "../src/PgWatchError.js"
 
@@ -62,6 +62,7 @@ describe("supervisor", () => {
         description: "TypeError: x.getTime is not a function"
       })
       expect(diagnose("orders", "pgwatch", Cause.die({ amount: 10n }))).toEqual({ _tag: "Transient", description: `{"amount":10n}` })
+      expect(diagnose("orders", "pgwatch", Cause.interrupt(FiberId.none))).toEqual({ _tag: "Transient", description: "interrupted" })
     })
   })
 
@@ -180,5 +181,28 @@ describe("supervisor", () => {
       }))
       const exit = yield* Fiber.interrupt(forever)
       expect(exit._tag === "Failure" && Cause.isInterruptedOnly(exit.cause)).toBe(true)
+    }))
+
+  it.effect("a run interrupted from inside (not the supervisor) is restarted like any other end", () =>
+    Effect.gen(function*() {
+      const stop = yield* Deferred.make<void>()
+      const runs = yield* Ref.make(0)
+      const second = yield* Deferred.make<void>()
+      const run = Effect.gen(function*() {
+        if ((yield* Ref.updateAndGet(runs, (n) => n + 1)) === 1) return yield* Effect.interrupt
+        yield* Deferred.succeed(second, undefined)
+        yield* Deferred.await(stop)
+      })
+      const fiber = yield* Effect.fork(supervise(run, {
+        consumerId: "orders",
+        schema: "pgwatch",
+        baseDelay: Duration.seconds(1),
+        maxDelay: Duration.seconds(30),
+        stop
+      }))
+      yield* TestClock.adjust("1 second")
+      yield* Deferred.await(second)
+      yield* Deferred.succeed(stop, undefined)
+      expect((yield* Fiber.await(fiber))._tag).toBe("Success")
     }))
 })

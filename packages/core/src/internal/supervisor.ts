@@ -100,7 +100,7 @@ export const diagnose = (consumerId: string, schema: string, cause: Cause.Cause<
       return { _tag: "Misconfigured", description, fix: `the pgwatch schema ${schema} is missing or out of date: run \`pgwatch migrate\`` }
     }
   }
-  return { _tag: "Transient", description: Cause.isCause(error) ? describe(Cause.squash(error)) : describe(error) }
+  return { _tag: "Transient", description: error === undefined && Cause.isInterrupted(cause) ? "interrupted" : describe(error) }
 }
 
 /** The delay before restart number `failures` (1 for the first): doubling from `base`, at most `max`. */
@@ -122,7 +122,7 @@ export interface SuperviseOptions {
  * Runs `run` until it succeeds (a requested stop), restarting it on any other end, defects
  * included: a `Transient` one after a doubling delay (reset once a run lasted `maxDelay`), one
  * line each; a `Misconfigured` one logged once with its fix and then retried quietly at
- * `maxDelay`; a `Fatal` one stops the consumer. Interruption stops it at once.
+ * `maxDelay`; a `Fatal` one stops the consumer. Interrupting the supervisor stops it at once.
  */
 export const supervise = <R>(run: Effect.Effect<void, unknown, R>, options: SuperviseOptions): Effect.Effect<void, never, R> =>
   Effect.gen(function*() {
@@ -132,8 +132,9 @@ export const supervise = <R>(run: Effect.Effect<void, unknown, R>, options: Supe
     while (true) {
       const startedAt = yield* Clock.currentTimeMillis
       const exit = yield* Effect.exit(run)
+      // (Were this fiber interrupted, it would not get here: `Effect.exit` does not catch that.
+      // An interruption seen here came from inside the run, and is restarted like the rest.)
       if (Exit.isSuccess(exit) || (yield* Deferred.isDone(options.stop))) return
-      if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
       const ranFor = (yield* Clock.currentTimeMillis) - startedAt
       failures = ranFor >= Duration.toMillis(options.maxDelay) ? 1 : failures + 1
       const diagnosis = diagnose(options.consumerId, options.schema, exit.cause)
