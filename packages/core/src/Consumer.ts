@@ -292,7 +292,7 @@ export interface LayerOptions extends RunOptions {
 export const layer = <R>(consumer: Consumer<R>, options: LayerOptions = {}): Layer.Layer<never, PgWatchError, PgWatch | R> =>
   Layer.scopedDiscard(Effect.gen(function*() {
     yield* validate(consumer)
-    const { settings } = yield* PgWatch
+    const { settings, sql } = yield* PgWatch
     const stop = yield* Deferred.make<void>()
     const subscribed = yield* Deferred.make<void>()
     const { fatal, ...runOptions } = options
@@ -302,7 +302,8 @@ export const layer = <R>(consumer: Consumer<R>, options: LayerOptions = {}): Lay
       baseDelay: settings.reconnectDelay,
       maxDelay: settings.maxReconnectDelay,
       stop,
-      fatal
+      fatal,
+      role: Effect.map(sql<{ readonly role: string }>`SELECT current_user AS role`, ([row]) => row!.role)
     }).pipe(Effect.annotateLogs("consumer", consumer.id))
     const fiber = yield* Effect.forkScoped(supervised)
     // The layer is ready once the consumer listens (anything written after that is live), or

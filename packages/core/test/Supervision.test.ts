@@ -193,7 +193,7 @@ describe("supervision", () => {
         expect(reports).toEqual([{
           level: "ERROR",
           message: `pgwatch: consumer denied cannot run: permission denied for table dead_letter (SQLSTATE 42501); ` +
-            `grant SELECT, INSERT, UPDATE on ${settings.schema}.dead_letter to the consumer's role. ` +
+            `grant SELECT, INSERT, UPDATE on ${settings.schema}.dead_letter to ${role}. ` +
             `Retrying every 200ms without logging again`
         }])
         expect(yield* Queue.poll(received)).toMatchObject({ _tag: "None" })

@@ -24,8 +24,14 @@ describe("supervisor", () => {
       expect(diagnoseFailure(pgError("42501", "permission denied for function next_page"))).toMatchObject({
         fix: "grant EXECUTE on function pgwatch.next_page to the consumer's role"
       })
+      expect(diagnose("orders", "pgwatch", Cause.fail(pgError("42501", "permission denied for table consumer")), "app")).toMatchObject({
+        fix: "grant SELECT, INSERT, UPDATE on pgwatch.consumer to app"
+      })
+      expect(diagnose("orders", "pgwatch", Cause.fail(pgError("42501", "permission denied for table waiting")), "App User")).toMatchObject({
+        fix: `grant SELECT, INSERT, UPDATE, DELETE on pgwatch.waiting to "App User"`
+      })
       expect(diagnoseFailure(pgError("42501", "permission denied for table somewhere_else"))).toMatchObject({
-        fix: `grant the consumer's role the privileges it needs on schema pgwatch (see README, "Roles")`
+        fix: `grant the consumer's role the privileges a consumer needs on schema pgwatch (see README, "Roles")`
       })
     })
 

@@ -67,8 +67,14 @@ export const missingServiceError = (consumerId: string, service: string) =>
 /** Whether a defect is Effect's "Service not found", and for which service. */
 export const serviceNotFound = (defect: unknown): Option.Option<string> => Option.fromNullable(missingService(defect))
 
-/** Why a run ended, for a consumer whose tables live in `schema`. Pure; never throws. */
-export const diagnose = (consumerId: string, schema: string, cause: Cause.Cause<unknown>): Diagnosis => {
+/** A role name as SQL would take it in a GRANT. */
+const roleIdentifier = (role: string) => /^[a-z_][a-z0-9_$]*$/.test(role) ? role : `"${role.replaceAll(`"`, `""`)}"`
+
+/**
+ * Why a run ended, for a consumer whose tables live in `schema` and that connects as `role`
+ * (if known). Pure; never throws.
+ */
+export const diagnose = (consumerId: string, schema: string, cause: Cause.Cause<unknown>, role?: string): Diagnosis => {
   const error = Option.getOrElse(
     Option.orElse(Cause.failureOption(cause), () => Cause.dieOption(cause)),
     () => undefined as unknown
@@ -87,13 +93,14 @@ export const diagnose = (consumerId: string, schema: string, cause: Cause.Cause<
     if (db.code === "42501") {
       const object = /permission denied for (table|schema|function|sequence) (\S+)/.exec(db.message)
       const [kind, name] = object === null ? [undefined, undefined] : [object[1], object[2]]
+      const grantee = role === undefined ? "the consumer's role" : roleIdentifier(role)
       const fix = kind === "schema"
-        ? `grant USAGE on schema ${name} to the consumer's role`
+        ? `grant USAGE on schema ${name} to ${grantee}`
         : kind === "function"
-        ? `grant EXECUTE on function ${schema}.${name} to the consumer's role`
+        ? `grant EXECUTE on function ${schema}.${name} to ${grantee}`
         : kind === "table" && consumerPrivileges[name!] !== undefined
-        ? `grant ${consumerPrivileges[name!]} on ${schema}.${name} to the consumer's role`
-        : `grant the consumer's role the privileges it needs on schema ${schema} (see README, "Roles")`
+        ? `grant ${consumerPrivileges[name!]} on ${schema}.${name} to ${grantee}`
+        : `grant ${grantee} the privileges a consumer needs on schema ${schema} (see README, "Roles")`
       return { _tag: "Misconfigured", description, fix }
     }
     if (db.code === "42P01" || db.code === "42883" || db.code === "3F000") {
@@ -116,6 +123,8 @@ export interface SuperviseOptions {
   readonly stop: Deferred.Deferred<void>
   /** Failed with the error when the consumer stops for good (then not logged: its owner reports it). */
   readonly fatal?: Deferred.Deferred<void, PgWatchError> | undefined
+  /** The database role the consumer runs as, to name in a missing grant's fix. */
+  readonly role?: Effect.Effect<string, unknown> | undefined
 }
 
 /**
@@ -146,16 +155,22 @@ export const supervise = <R>(run: Effect.Effect<void, unknown, R>, options: Supe
           if (options.fatal !== undefined) yield* Deferred.fail(options.fatal, diagnosis.error)
           else yield* Effect.logError(`${name} stopped for good: ${diagnosis.error.message}`)
           return
-        case "Misconfigured":
+        case "Misconfigured": {
           delay = options.maxDelay
           if (reported !== diagnosis.description) {
             reported = diagnosis.description
+            const role = options.role === undefined
+              ? undefined
+              : yield* options.role.pipe(Effect.timeout("2 seconds"), Effect.orElseSucceed(() => undefined))
+            const named = diagnose(options.consumerId, options.schema, exit.cause, role)
+            const fix = named._tag === "Misconfigured" ? named.fix : diagnosis.fix
             yield* Effect.logError(
-              `${name} cannot run: ${diagnosis.description}; ${diagnosis.fix}. ` +
+              `${name} cannot run: ${diagnosis.description}; ${fix}. ` +
                 `Retrying every ${Duration.format(delay)} without logging again`
             )
           }
           break
+        }
         case "Transient":
           reported = undefined
           yield* Effect.logWarning(
