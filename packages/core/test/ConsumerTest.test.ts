@@ -91,6 +91,23 @@ describe("ConsumerTest", () => {
       expect(results[1]!.outcome).toMatchObject({ _tag: "DeadLettered", reason: "invalid-payload", attempts: 0 })
     }))
 
+  it.effect("a retry schedule that throws gives up on that notification, not on the consumer", () =>
+    Effect.gen(function*() {
+      const consumer = Consumer.make({
+        id: "odd_schedule",
+        channels: ["orders"],
+        retry: Schedule.recurWhile(() => {
+          throw new RangeError("schedule broke")
+        }),
+        handle: (n) => n.payload === "flaky" ? Effect.fail(new Consumer.Retryable({ message: "down" })) : Effect.void
+      })
+      const results = yield* ConsumerTest.run(consumer, [{ payload: "flaky" }, { payload: "fine" }])
+      expect(results.map((r) => r.outcome)).toEqual([
+        { _tag: "DeadLettered", reason: "retries-exhausted", error: "retrying threw: RangeError: schedule broke", attempts: 1 },
+        { _tag: "Handled", attempts: 1 }
+      ])
+    }))
+
   describe("uses the runtime's retry policy for a consumer without its own schedule", () => {
     const hopeless = Consumer.make({
       id: "hopeless",

@@ -7,6 +7,7 @@ import type * as Schedule from "effect/Schedule"
 import type { Consumer, HandlerError } from "../Consumer.js"
 import { deadLetteredTotal, handledTotal, lagSeconds, Permanent, Retryable, retriedTotal } from "../Consumer.js"
 import type { Notification } from "../Notification.js"
+import { PgWatchError } from "../PgWatchError.js"
 import { describe } from "./describe.js"
 import { missingServiceError, serviceNotFound } from "./supervisor.js"
 import { withSpanIfTraced } from "./tracing.js"
@@ -138,7 +139,14 @@ export const processor = <R>(consumer: Consumer<R>, fallbackRetry: Schedule.Sche
     return Effect.matchEffect(retryPath(again, first), {
       onSuccess: () => Effect.as(Metric.increment(handled), { _tag: "Handled", attempts } as Outcome),
       onFailure: gaveUp
-    })
+    }).pipe(
+      // The retry machinery itself threw (a custom schedule): give up on this notification.
+      Effect.catchAllDefect((defect) =>
+        defect instanceof PgWatchError
+          ? Effect.die(defect)
+          : deadLetter("retries-exhausted", `retrying threw: ${describe(defect)}`, attempts)
+      )
+    )
   }
 
   // Most notifications succeed at once: that path allocates as little as it can.
