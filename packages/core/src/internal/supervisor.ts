@@ -47,13 +47,6 @@ const databaseError = (error: unknown): { readonly code: string; readonly messag
   return { code, message: describe(field(pg, "message")) }
 }
 
-/** The message of a missing-service defect (`Service not found: Mailer (defined at …)`). */
-const missingService = (error: unknown): string | undefined => {
-  if (!(error instanceof Error)) return undefined
-  const found = /^Service not found: ?([^(]*?)\s*(\(defined at|$)/.exec(error.message)
-  return found === null ? undefined : found[1] || "(unnamed)"
-}
-
 /**
  * A `Fatal` error for a handler that needs a service nobody provided.
  */
@@ -64,8 +57,12 @@ export const missingServiceError = (consumerId: string, service: string) =>
       `provide it to Consumer.layer (with the CLI: in the config file's \`layer\`)`
   })
 
-/** Whether a defect is Effect's "Service not found", and for which service. */
-export const serviceNotFound = (defect: unknown): Option.Option<string> => Option.fromNullable(missingService(defect))
+/** Whether a defect is Effect's `Service not found: Mailer (defined at …)`, and for which service. */
+export const serviceNotFound = (defect: unknown): Option.Option<string> => {
+  const message = field(defect, "message")
+  const found = typeof message === "string" ? /^Service not found: ?([^(]*?)\s*(\(defined at|$)/.exec(message) : null
+  return found === null ? Option.none() : Option.some(found[1] || "(unnamed)")
+}
 
 /** A role name as SQL would take it in a GRANT. */
 const roleIdentifier = (role: string) => /^[a-z_][a-z0-9_$]*$/.test(role) ? role : `"${role.replaceAll(`"`, `""`)}"`
@@ -85,8 +82,8 @@ export const diagnose = (consumerId: string, schema: string, cause: Cause.Cause<
       return { _tag: "Misconfigured", description: error.message, fix: "run `pgwatch migrate`" }
     }
   }
-  const service = missingService(error)
-  if (service !== undefined) return { _tag: "Fatal", error: missingServiceError(consumerId, service) }
+  const service = serviceNotFound(error)
+  if (Option.isSome(service)) return { _tag: "Fatal", error: missingServiceError(consumerId, service.value) }
   const db = databaseError(error)
   if (db !== undefined) {
     const description = `${db.message} (SQLSTATE ${db.code})`
