@@ -49,8 +49,9 @@ const importApp = (loaded: ConfigFile.Loaded, app: string, entry: ConfigFile.App
 
 /**
  * Imports the apps' modules (all, or those named) and collects every consumer they export.
- * Fails when an app is unknown, a module cannot be imported or exports no consumer, or two
- * consumers share an id.
+ * Fails when an app is unknown, a module cannot be imported (`Consumer.make` throws on an
+ * invalid declaration) or exports no consumer, a consumer is invalid, or two consumers share
+ * an id.
  *
  * @since 0.1.0
  * @category discovery
