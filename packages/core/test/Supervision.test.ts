@@ -154,7 +154,8 @@ describe("supervision", () => {
         const schema = sql(settings.schema)
         const role = `pgw_consumer_${Math.random().toString(36).slice(2, 10)}`
         const logs = yield* captureLogs
-        yield* sql`CREATE ROLE ${sql(role)} LOGIN`
+        // With a password, for servers that ask for one (the embedded PostgreSQL does).
+        yield* sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${role}'`)
         yield* Effect.addFinalizer(() =>
           Effect.gen(function*() {
             yield* sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${role}`
@@ -169,6 +170,7 @@ describe("supervision", () => {
         // The consumer runs as that role, on its own connections.
         const url = new URL(databaseUrl)
         url.username = role
+        url.password = role
         const asRole = PgWatch.layer({ ...testOptions, schema: settings.schema }).pipe(
           Layer.provide(PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 2 }))
         )
