@@ -91,6 +91,21 @@ describe("ConsumerTest", () => {
       expect(results[1]!.outcome).toMatchObject({ _tag: "DeadLettered", reason: "invalid-payload", attempts: 0 })
     }))
 
+  it.effect("a huge payload that fails the schema gives a bounded error text", () =>
+    Effect.gen(function*() {
+      const consumer = Consumer.make({
+        id: "bounded",
+        channels: ["orders"],
+        schema: Schema.Struct({ total: Schema.Number }),
+        handle: () => Effect.void
+      })
+      const [result] = yield* ConsumerTest.run(consumer, [{ payload: { total: "x".repeat(10_000_000) } }])
+      expect(result!.outcome).toMatchObject({ _tag: "DeadLettered", reason: "invalid-payload" })
+      const error = result!.outcome._tag === "DeadLettered" ? result!.outcome.error : ""
+      expect(error).toMatch(/^\{ readonly total: number \}\n└─ \["total"\]\n   └─ Expected number, actual "xxx/)
+      expect(error).toHaveLength(2001)
+    }))
+
   it.effect("a retry schedule that throws gives up on that notification, not on the consumer", () =>
     Effect.gen(function*() {
       const consumer = Consumer.make({

@@ -83,7 +83,7 @@ export const describe = (value: unknown, limit = 1000): string => {
     write("[undescribable value]")
   }
   const text = out.join("").replace(/[\u0000\r\n]/g, (c) => c === "\u0000" ? "\\u0000" : c === "\r" ? "\\r" : "\\n")
-  return cut || text.length > limit ? `${text.slice(0, limit)}…` : text
+  return cut ? `${text.slice(0, limit)}…` : truncate(text, limit)
 }
 
 /** The value `read` gives, or `fallback` if it throws. */
@@ -94,3 +94,6 @@ const attempt = <A>(read: () => A, fallback: A): A => {
     return fallback
   }
 }
+
+/** A text cut to `limit` characters, marked with "…" when cut. */
+export const truncate = (text: string, limit: number): string => text.length > limit ? `${text.slice(0, limit)}…` : text

@@ -8,7 +8,7 @@ import type { Consumer, HandlerError } from "../Consumer.js"
 import { deadLetteredTotal, handledTotal, lagSeconds, Permanent, Retryable, retriedTotal } from "../Consumer.js"
 import type { Notification } from "../Notification.js"
 import { PgWatchError } from "../PgWatchError.js"
-import { describe } from "./describe.js"
+import { describe, truncate } from "./describe.js"
 import { missingServiceError, serviceNotFound } from "./supervisor.js"
 import { withSpanIfTraced } from "./tracing.js"
 
@@ -109,7 +109,8 @@ export const processor = <R>(consumer: Consumer<R>, fallbackRetry: Schedule.Sche
   const attempt = (notification: Notification<unknown>): Effect.Effect<void, HandlerError, R> =>
     Effect.suspend(() => {
       const decoded = consumer.decode(notification.payload)
-      if (Either.isLeft(decoded)) return Effect.fail(invalidPayload(decoded.left))
+      // The parse error quotes the value: a huge payload must not make a huge error text.
+      if (Either.isLeft(decoded)) return Effect.fail(invalidPayload(truncate(decoded.left, 2000)))
       return consumer.handle(decoded.right === notification.payload ? notification : { ...notification, payload: decoded.right })
     })
 
