@@ -17,6 +17,7 @@ import * as Retention from "@pgwatch/core/Retention"
 import * as Triggers from "@pgwatch/core/Triggers"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { CliError } from "./CliError.js"
@@ -26,6 +27,7 @@ import * as Database from "./Database.js"
 import * as Demo from "./Demo.js"
 import * as Discovery from "./Discovery.js"
 import * as Output from "./internal/output.js"
+import * as Since from "./internal/since.js"
 import * as Listen from "./Listen.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -640,23 +642,8 @@ const consumers = Command.make("consumers").pipe(
 // ---------------------------------------------------------------------------------------------
 // replay
 
-const parseSince = (text: string): Effect.Effect<Date, CliError> => {
-  const short = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)$/.exec(text.trim())
-  if (short !== null) {
-    const unit = { s: 1, m: 60, h: 3600, d: 86400 }[short[2] as "s" | "m" | "h" | "d"]
-    return Effect.succeed(new Date(Date.now() - Number(short[1]) * unit * 1000))
-  }
-  const duration = Duration.decodeUnknown(text.trim())
-  if (Option.isSome(duration)) return Effect.succeed(new Date(Date.now() - Duration.toMillis(duration.value)))
-  const date = new Date(text)
-  if (!Number.isNaN(date.getTime()) && /\d{4}-\d{2}-\d{2}/.test(text)) return Effect.succeed(date)
-  return Effect.fail(
-    new CliError({
-      reason: "InvalidInput",
-      message: `invalid --since ${JSON.stringify(text)}: give a time (2024-05-01T10:00:00Z) or an age (90m, 2h, 1d, "30 minutes")`
-    })
-  )
-}
+const parseSince = (text: string): Effect.Effect<Date, CliError> =>
+  Either.mapLeft(Since.parseSince(text, Date.now()), (message) => new CliError({ reason: "InvalidInput", message }))
 
 const replay = Command.make(
   "replay",

@@ -49,8 +49,9 @@ const importApp = (loaded: ConfigFile.Loaded, app: string, entry: ConfigFile.App
 
 /**
  * Imports the apps' modules (all, or those named) and collects every consumer they export.
- * Fails when an app is unknown, a module cannot be imported or exports no consumer, or two
- * consumers share an id.
+ * Fails when an app is unknown, a module cannot be imported (`Consumer.make` throws on an
+ * invalid declaration) or exports no consumer, a consumer is invalid, or two consumers share
+ * an id.
  *
  * @since 0.1.0
  * @category discovery
@@ -79,6 +80,14 @@ export const discover = (
         for (const [name, candidate] of values) {
           if (!Consumer.isConsumer(candidate) || seen.has(candidate)) continue
           seen.add(candidate)
+          // Consumer.make checks its options; an object changed after it (a spread) is checked here.
+          const valid = Consumer.validate(candidate)
+          if (valid._tag === "Left") {
+            return yield* new CliError({
+              reason: "ConfigInvalid",
+              message: `app "${app}" (${label}, export ${name}): ${valid.left.message}`
+            })
+          }
           found.push({ id: candidate.id, app, channels: candidate.channels, module: label, exportName: name, consumer: candidate })
         }
       }

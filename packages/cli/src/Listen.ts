@@ -9,7 +9,9 @@
 import * as Admin from "@pgwatch/core/Admin"
 import * as Consumer from "@pgwatch/core/Consumer"
 import type * as PgWatch from "@pgwatch/core/PgWatch"
+import type { PgWatchError } from "@pgwatch/core/PgWatchError"
 import * as Arr from "effect/Array"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -54,17 +56,18 @@ export const run = (options: Options) => {
     skipPlayback: options.skipPlayback,
     pageSize: Option.getOrUndefined(options.pageSize)
   }
-  const [first, ...rest] = Arr.map(options.selected, (d) => Consumer.layer(d.consumer, runOptions))
-  const consumers = Layer.mergeAll(first, ...rest)
-  // What handlers need is only known at run time (the config file's layer provides it; a
-  // missing service shows up as a defect naming it), so the requirement is stated here.
-  const provided = Option.match(options.layer, {
-    onNone: () => consumers,
-    onSome: (services) => consumers.pipe(Layer.provide(services))
-  }) as Layer.Layer<never, unknown, PgWatch.PgWatch>
   const ids = options.selected.map((d) => d.id)
 
   return Effect.scoped(Effect.gen(function*() {
+    const fatal = yield* Deferred.make<void, PgWatchError>()
+    const [first, ...rest] = Arr.map(options.selected, (d) => Consumer.layer(d.consumer, { ...runOptions, fatal }))
+    const consumers = Layer.mergeAll(first, ...rest)
+    // What handlers need is only known at run time (the config file's layer provides it; a
+    // missing service stops its consumer and fails `fatal`), so the requirement is stated here.
+    const provided = Option.match(options.layer, {
+      onNone: () => consumers,
+      onSome: (services) => consumers.pipe(Layer.provide(services))
+    }) as Layer.Layer<never, unknown, PgWatch.PgWatch>
     const context = yield* Layer.build(Database.watchLayer(options.target, watchOptions))
     yield* Layer.build(provided).pipe(Effect.provide(context))
     yield* Output.err(
@@ -76,7 +79,9 @@ export const run = (options: Options) => {
       yield* Output.err(`  ${d.id} (app ${d.app}) on ${d.channels.join(", ")}`)
     }
     yield* Effect.forkScoped(progress(ids, options.progress).pipe(Effect.provide(context), Effect.ignoreLogged))
-    return yield* Effect.never
+    // Runs until a signal, or until a consumer stops for good (a service its handler needs is
+    // missing): then the command fails with that error, and the others stop gracefully.
+    return yield* Deferred.await(fatal)
   })).pipe(
     Effect.onInterrupt(() => Output.err("pgwatch: stopped; progress saved"))
   )

@@ -76,10 +76,20 @@ describe.concurrent("operating pgwatch", () => {
     const table = await run(["failures", "--consumer", "auditor"], { env })
     expect(table.stdout).toMatch(new RegExp(`^${bad}\\s+auditor\\s+audit\\s+permanent\\s+1\\s+\\d+s ago\\s+refused ${bad} on purpose$`, "m"))
 
-    const status = await run(["status", "--json"], { env })
+    // A listener stalled in a transaction holds ~80 kB in the NOTIFY queue: status reports it.
+    const status = await withClient(async (stalled) => {
+      const channel = `stalled_${Math.random().toString(36).slice(2, 10)}`
+      await stalled.query(`LISTEN ${channel}`)
+      await stalled.query("BEGIN")
+      await withClient((sender) => sender.query(`SELECT pg_notify($1, repeat('x', 4000) || i) FROM generate_series(1, 20) AS i`, [channel]))
+      const result = await run(["status", "--json"], { env })
+      await stalled.query("COMMIT")
+      return result
+    })
     ok(status)
     const parsed = JSON.parse(status.stdout)
-    expect(parsed.notifyQueueUsage).toBeGreaterThanOrEqual(0)
+    expect(parsed.notifyQueueUsage).toBeGreaterThan(0)
+    expect(parsed.notifyQueueUsage).toBeLessThan(0.01)
     expect(parsed.consumers).toEqual([
       expect.objectContaining({
         id: "auditor",

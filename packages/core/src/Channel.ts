@@ -1,7 +1,7 @@
 /**
  * @since 0.1.0
  */
-import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { PgWatchError } from "./PgWatchError.js"
@@ -30,15 +30,15 @@ export const ChannelName = Schema.String.pipe(
 export type ChannelName = typeof ChannelName.Type
 
 /**
- * Checks a channel name, failing with a `PgWatchError` that says what is wrong.
+ * Checks a channel name, failing with a `PgWatchError` that says what is wrong. An `Either` is
+ * also an `Effect`, so this serves plain code and effects alike.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const validate = (name: string): Effect.Effect<ChannelName, PgWatchError> =>
+export const validate = (name: string): Either.Either<ChannelName, PgWatchError> =>
   // The plain test first (the same pattern as the schema's): producers call this on every send.
-  VALID.test(name) ? Effect.succeed(name as ChannelName) : Schema.decodeUnknown(ChannelName)(name).pipe(
-    Effect.mapError((error) =>
-      new PgWatchError({ reason: "InvalidChannel", message: ParseResult.TreeFormatter.formatErrorSync(error) })
-    )
+  VALID.test(name) ? Either.right(name as ChannelName) : Either.mapLeft(
+    Schema.decodeUnknownEither(ChannelName)(name),
+    (error) => new PgWatchError({ reason: "InvalidChannel", message: ParseResult.TreeFormatter.formatErrorSync(error) })
   )

@@ -2,7 +2,6 @@
  * @since 0.1.0
  */
 import type { SqlError } from "@effect/sql/SqlError"
-import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -13,12 +12,15 @@ import * as Metric from "effect/Metric"
 import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Channel from "./Channel.js"
 import type { StartFrom } from "./internal/cursor.js"
+import { describe } from "./internal/describe.js"
 import * as Running from "./internal/running.js"
+import * as Supervisor from "./internal/supervisor.js"
 import type { Notification } from "./Notification.js"
 import { defaults, PgWatch } from "./PgWatch.js"
 import type { RetryPolicy } from "./PgWatch.js"
-import type { PgWatchError } from "./PgWatchError.js"
+import { PgWatchError } from "./PgWatchError.js"
 
 /**
  * A failure worth another try: retried on the consumer's schedule, then dead-lettered.
@@ -156,7 +158,46 @@ export const retrySchedule = (policy: RetryPolicy): Schedule.Schedule<unknown, H
 export const defaultRetry: Schedule.Schedule<unknown, HandlerError> = retrySchedule(defaults.retry)
 
 /**
- * Declares a consumer.
+ * Checks a consumer's declaration: a non-empty id without control characters or surrounding
+ * spaces; at least one channel, each a valid name and none twice; a positive whole
+ * concurrency. The error names the consumer and the fix.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validate = (consumer: Pick<Consumer<unknown>, "id" | "channels" | "concurrency">): Either.Either<void, PgWatchError> => {
+  const id: unknown = consumer.id
+  const fail = (problem: string) =>
+    Either.left(
+      new PgWatchError({
+        reason: "Config",
+        message: `consumer ${typeof id === "string" ? JSON.stringify(id) : describe(id)}: ${problem}`
+      })
+    )
+  if (typeof id !== "string" || id === "" || id.length > 200 || id.trim() !== id || /\p{Cc}/u.test(id)) {
+    return fail("its id must be 1 to 200 printable characters without surrounding spaces")
+  }
+  const channels: unknown = consumer.channels
+  if (!Array.isArray(channels) || channels.length === 0) {
+    return fail("give it at least one channel, e.g. `channels: [\"orders\"]`")
+  }
+  for (const channel of channels) {
+    if (typeof channel !== "string") return fail(`a channel name is a string, got ${describe(channel)}`)
+    const checked = Channel.validate(channel)
+    if (Either.isLeft(checked)) return fail(checked.left.message)
+  }
+  const twice = channels.find((channel, i) => channels.indexOf(channel) !== i)
+  if (twice !== undefined) return fail(`channel "${twice}" is listed twice; list each channel once`)
+  const concurrency: unknown = consumer.concurrency
+  if (typeof concurrency !== "number" || !Number.isInteger(concurrency) || concurrency < 1) {
+    return fail(`concurrency must be a positive whole number, got ${String(concurrency)}`)
+  }
+  return Either.void
+}
+
+/**
+ * Declares a consumer. An invalid declaration (see `validate`) is a programming error: it
+ * throws a `PgWatchError` with reason `Config` at once, when the module declaring it loads.
  *
  * @since 0.1.0
  * @category constructors
@@ -167,7 +208,7 @@ export const make = <A = unknown, I = A, R = never>(options: Options<A, I, R>): 
     decodeEither === undefined
       ? Either.right(payload)
       : Either.mapLeft(decodeEither(payload), (error) => ParseResult.TreeFormatter.formatErrorSync(error))
-  return {
+  const consumer: Consumer<R> = {
     [TypeId]: TypeId,
     id: options.id,
     channels: options.channels,
@@ -177,6 +218,9 @@ export const make = <A = unknown, I = A, R = never>(options: Options<A, I, R>): 
     decode,
     handle: options.handle as Consumer<R>["handle"]
   }
+  const valid = validate(consumer)
+  if (Either.isLeft(valid)) throw valid.left
+  return consumer
 }
 
 /**
@@ -216,29 +260,58 @@ export const runUntil: <R>(
 ) => Effect.Effect<void, SqlError | PgWatchError, PgWatch | R> = Running.runUntil
 
 /**
- * Runs a consumer as a supervised fiber in the layer's scope: when its database work fails it
- * restarts from its saved position after a backoff, without touching other consumers. The
- * layer is built once the consumer listens on its channels. Closing the scope stops it
+ * Options for `layer`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LayerOptions extends RunOptions {
+  /**
+   * Failed with the error if the consumer stops for good: a configuration error no restart
+   * can fix (a service its handler needs is not provided). Without it, that error is logged;
+   * with it, reporting it is the caller's (`pgwatch listen` exits with it).
+   */
+  readonly fatal?: Deferred.Deferred<void, PgWatchError> | undefined
+}
+
+/**
+ * Runs a consumer as a supervised fiber in the layer's scope. Whatever ends a run (a database
+ * error, a defect) restarts it from its saved position, without touching other consumers,
+ * after a backoff: doubling from the service's `reconnectDelay` up to `maxReconnectDelay`,
+ * reset once a run lasted that long; each restart is one log line. An error no restart fixes
+ * (a missing grant, an unmigrated schema) is logged once with its fix and retried quietly at
+ * the longest delay; a missing service stops the consumer (see `LayerOptions.fatal`). An
+ * invalid consumer fails the layer's build.
+ *
+ * The layer is built once the consumer listens on its channels. Closing the scope stops it
  * gracefully (bounded by the service's `shutdownTimeout`).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = <R>(consumer: Consumer<R>, options: RunOptions = {}): Layer.Layer<never, never, PgWatch | R> =>
+export const layer = <R>(consumer: Consumer<R>, options: LayerOptions = {}): Layer.Layer<never, PgWatchError, PgWatch | R> =>
   Layer.scopedDiscard(Effect.gen(function*() {
-    const { settings } = yield* PgWatch
+    yield* validate(consumer)
+    const { settings, sql } = yield* PgWatch
     const stop = yield* Deferred.make<void>()
     const subscribed = yield* Deferred.make<void>()
-    const supervised = runUntil(consumer, stop, { ...options, subscribed }).pipe(
-      Effect.tapErrorCause((cause) =>
-        Effect.logError(`pgwatch: consumer ${consumer.id} stopped on an error; restarting`, Cause.squash(cause))
-      ),
-      Effect.retry(Schedule.exponential("500 millis").pipe(Schedule.union(Schedule.spaced("30 seconds")))),
-      Effect.annotateLogs("consumer", consumer.id)
-    )
+    const { fatal, ...runOptions } = options
+    const supervised = Supervisor.supervise(runUntil(consumer, stop, { ...runOptions, subscribed }), {
+      consumerId: consumer.id,
+      schema: settings.schema,
+      baseDelay: settings.reconnectDelay,
+      maxDelay: settings.maxReconnectDelay,
+      stop,
+      fatal,
+      role: Effect.map(sql<{ readonly role: string }>`SELECT current_user AS role`, ([row]) => row!.role)
+    }).pipe(Effect.annotateLogs("consumer", consumer.id))
     const fiber = yield* Effect.forkScoped(supervised)
-    // The layer is ready once the consumer listens: anything written after that is live.
-    yield* Deferred.await(subscribed).pipe(Effect.timeout(settings.shutdownTimeout), Effect.ignore)
+    // The layer is ready once the consumer listens (anything written after that is live), or
+    // has stopped for good.
+    yield* Effect.raceFirst(Deferred.await(subscribed), Fiber.await(fiber)).pipe(
+      Effect.timeout(settings.shutdownTimeout),
+      Effect.ignore
+    )
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         yield* Deferred.succeed(stop, undefined)

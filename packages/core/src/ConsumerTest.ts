@@ -6,9 +6,11 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import { type Consumer, defaultRetry } from "./Consumer.js"
+import * as Option from "effect/Option"
+import { type Consumer, retrySchedule } from "./Consumer.js"
 import * as Handling from "./internal/handling.js"
 import type { Notification } from "./Notification.js"
+import * as PgWatch from "./PgWatch.js"
 
 /**
  * What handling one notification came to.
@@ -43,14 +45,47 @@ export interface Input {
 }
 
 /**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunOptions {
+  /**
+   * The service's retry policy, for a consumer without its own schedule: pass the one
+   * production uses (`PgWatch.Options["retry"]`). Without it, the `PgWatch` service's in
+   * context if there is one, else the one `PgWatch.config` reads (`PGWATCH_RETRY_*`,
+   * `PGWATCH_MAX_RETRIES`, defaulting like the service).
+   */
+  readonly retry?: PgWatch.Options["retry"]
+}
+
+/**
+ * The retry policy the runtime would use for consumers without their own schedule.
+ */
+const servicePolicy = (options: RunOptions): Effect.Effect<PgWatch.RetryPolicy> =>
+  Effect.gen(function*() {
+    if (options.retry !== undefined) return yield* resolveRetry(options.retry)
+    const service = yield* Effect.serviceOption(PgWatch.PgWatch)
+    if (Option.isSome(service)) return service.value.settings.retry
+    const fromConfig = yield* Effect.orDie(PgWatch.config)
+    return yield* resolveRetry(fromConfig.retry)
+  })
+
+const resolveRetry = (retry: PgWatch.Options["retry"]) =>
+  Effect.map(Effect.orDie(PgWatch.resolve({ retry })), (settings) => settings.retry)
+
+/**
  * Runs the consumer's handler over the inputs exactly as the runtime would (schema decoding,
- * retries on its schedule, or the default one, dead-letter decisions, its concurrency), in
- * order.
+ * dead-letter decisions, its concurrency), in order, with the runtime's retries: the
+ * consumer's own schedule, else the service's policy (see `RunOptions.retry`).
  *
  * @since 0.1.0
  * @category running
  */
-export const run = <R>(consumer: Consumer<R>, inputs: Iterable<Input>): Effect.Effect<ReadonlyArray<Result>, never, R> =>
+export const run = <R>(
+  consumer: Consumer<R>,
+  inputs: Iterable<Input>,
+  options: RunOptions = {}
+): Effect.Effect<ReadonlyArray<Result>, never, R> =>
   Effect.gen(function*() {
     const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
     const notifications = Array.from(inputs, (input, i): Notification<unknown> => ({
@@ -60,7 +95,8 @@ export const run = <R>(consumer: Consumer<R>, inputs: Iterable<Input>): Effect.E
       createdAt: input.createdAt ?? new Date(now),
       isReplay: input.isReplay ?? false
     }))
-    const handle = Handling.processor(consumer, defaultRetry)
+    const policy = yield* servicePolicy(options)
+    const handle = Handling.processor(consumer, retrySchedule(policy))
     return yield* Effect.forEach(
       notifications,
       (notification) => Effect.map(handle(notification), (outcome) => ({ notification, outcome })),

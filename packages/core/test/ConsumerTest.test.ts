@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Ref, Schedule, Schema, TestClock } from "effect"
+import { ConfigProvider, Effect, Fiber, Ref, Schedule, Schema, TestClock } from "effect"
 import * as Consumer from "../src/Consumer.js"
 import * as ConsumerTest from "../src/ConsumerTest.js"
 
@@ -90,4 +90,62 @@ describe("ConsumerTest", () => {
       expect(yield* Ref.get(seen)).toEqual([12.5])
       expect(results[1]!.outcome).toMatchObject({ _tag: "DeadLettered", reason: "invalid-payload", attempts: 0 })
     }))
+
+  it.effect("a huge payload that fails the schema gives a bounded error text", () =>
+    Effect.gen(function*() {
+      const consumer = Consumer.make({
+        id: "bounded",
+        channels: ["orders"],
+        schema: Schema.Struct({ total: Schema.Number }),
+        handle: () => Effect.void
+      })
+      const [result] = yield* ConsumerTest.run(consumer, [{ payload: { total: "x".repeat(10_000_000) } }])
+      expect(result!.outcome).toMatchObject({ _tag: "DeadLettered", reason: "invalid-payload" })
+      const error = result!.outcome._tag === "DeadLettered" ? result!.outcome.error : ""
+      expect(error).toMatch(/^\{ readonly total: number \}\n└─ \["total"\]\n   └─ Expected number, actual "xxx/)
+      expect(error).toHaveLength(2001)
+    }))
+
+  it.effect("a retry schedule that throws gives up on that notification, not on the consumer", () =>
+    Effect.gen(function*() {
+      const consumer = Consumer.make({
+        id: "odd_schedule",
+        channels: ["orders"],
+        retry: Schedule.recurWhile(() => {
+          throw new RangeError("schedule broke")
+        }),
+        handle: (n) => n.payload === "flaky" ? Effect.fail(new Consumer.Retryable({ message: "down" })) : Effect.void
+      })
+      const results = yield* ConsumerTest.run(consumer, [{ payload: "flaky" }, { payload: "fine" }])
+      expect(results.map((r) => r.outcome)).toEqual([
+        { _tag: "DeadLettered", reason: "retries-exhausted", error: "retrying threw: RangeError: schedule broke", attempts: 1 },
+        { _tag: "Handled", attempts: 1 }
+      ])
+    }))
+
+  describe("uses the runtime's retry policy for a consumer without its own schedule", () => {
+    const hopeless = Consumer.make({
+      id: "hopeless",
+      channels: ["orders"],
+      handle: () => Effect.fail(new Consumer.Retryable({ message: "down" }))
+    })
+
+    it.effect("the policy passed in", () =>
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(
+          ConsumerTest.run(hopeless, [{ payload: 1 }], { retry: { baseDelay: "1 second", maxDelay: "1 second", maxRetries: 1 } })
+        )
+        yield* TestClock.adjust("1 second")
+        const [result] = yield* Fiber.join(fiber)
+        expect(result!.outcome).toMatchObject({ _tag: "DeadLettered", reason: "retries-exhausted", attempts: 2 })
+      }))
+
+    it.effect("the one the service's configuration gives (PGWATCH_MAX_RETRIES)", () =>
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(ConsumerTest.run(hopeless, [{ payload: 1 }]))
+        yield* TestClock.adjust("1 second")
+        const [result] = yield* Fiber.join(fiber)
+        expect(result!.outcome).toMatchObject({ _tag: "DeadLettered", reason: "retries-exhausted", attempts: 1 })
+      }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["PGWATCH_MAX_RETRIES", "0"]])))))
+  })
 })

@@ -112,7 +112,7 @@ describe("delivery", () => {
         const channel = freshChannel()
         const gate = yield* Queue.unbounded<void>()
         const slowId = yield* PgWatch.notify(channel, "slow")
-        yield* PgWatch.notifyMany(channel, Array.from({ length: 30 }, (_, i) => i))
+        const fastIds = yield* PgWatch.notifyMany(channel, Array.from({ length: 30 }, (_, i) => i))
         const { consumer, received } = yield* recordingConsumer({
           id: "parallel",
           channels: [channel],
@@ -120,14 +120,18 @@ describe("delivery", () => {
           handle: (n) => n.id === slowId ? Queue.take(gate) : Effect.void
         })
         const stop = yield* start(consumer)
-        yield* takeN(received, 3) // three fast ones finish while the slow one blocks
+        const early = yield* takeN(received, 3) // three fast ones finish while the slow one blocks
+        expect(early.map((n) => n.id)).not.toContain(slowId)
         const { sql, settings } = yield* PgWatch.PgWatch
         const before = yield* sql<{ handled: string }>`
           SELECT handled::text FROM ${sql(settings.schema)}.consumer WHERE id = 'parallel'`
         expect(before[0]!.handled).toBe("0")
         yield* Queue.offer(gate, undefined)
         const rest = yield* takeN(received, 28)
-        expect(rest.length).toBe(28)
+        // Each of the 31 exactly once: the slow one among the rest.
+        expect(rest.map((n) => n.id)).toContain(slowId)
+        expect([...early, ...rest].map((n) => n.id).sort((a, b) => Number(a - b))).toEqual([slowId, ...fastIds])
+        expect(yield* nothingMore(received)).toHaveLength(0)
         yield* stop
         const after = yield* sql<{ handled: string }>`
           SELECT handled::text FROM ${sql(settings.schema)}.consumer WHERE id = 'parallel'`
