@@ -31,7 +31,7 @@ describe("supervisor", () => {
         fix: `grant SELECT, INSERT, UPDATE, DELETE on pgwatch.waiting to "App User"`
       })
       expect(diagnoseFailure(pgError("42501", "permission denied for table somewhere_else"))).toMatchObject({
-        fix: `grant the consumer's role the privileges a consumer needs on schema pgwatch (see README, "Roles")`
+        fix: "run `pgwatch grant <role> --as consumer` as the owner of schema pgwatch"
       })
     })
 

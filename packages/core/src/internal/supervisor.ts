@@ -5,6 +5,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Roles from "../Roles.js"
 import { PgWatchError } from "../PgWatchError.js"
 import { describe } from "./describe.js"
 
@@ -22,14 +23,10 @@ export type Diagnosis =
   | { readonly _tag: "Misconfigured"; readonly description: string; readonly fix: string }
   | { readonly _tag: "Fatal"; readonly error: PgWatchError }
 
-/** What a consumer's runtime does to each table: the grants its role needs. */
-const consumerPrivileges: Record<string, string> = {
-  notification_log: "SELECT",
-  consumer: "SELECT, INSERT, UPDATE",
-  dead_letter: "SELECT, INSERT, UPDATE",
-  redelivery: "SELECT, DELETE",
-  waiting: "SELECT, INSERT, UPDATE, DELETE"
-}
+/** The grants a consumer's role needs on each table (README "Roles and privileges"). */
+const consumerPrivileges: Record<string, string> = Object.fromEntries(
+  Roles.privileges.consumer.flatMap((p) => "table" in p.on ? [[p.on.table, p.privileges]] : [])
+)
 
 const field = (u: unknown, key: string): unknown => {
   try {
@@ -97,7 +94,7 @@ export const diagnose = (consumerId: string, schema: string, cause: Cause.Cause<
         ? `grant EXECUTE on function ${schema}.${name} to ${grantee}`
         : kind === "table" && consumerPrivileges[name!] !== undefined
         ? `grant ${consumerPrivileges[name!]} on ${schema}.${name} to ${grantee}`
-        : `grant ${grantee} the privileges a consumer needs on schema ${schema} (see README, "Roles")`
+        : `run \`pgwatch grant ${role === undefined ? "<role>" : roleIdentifier(role)} --as consumer\` as the owner of schema ${schema}`
       return { _tag: "Misconfigured", description, fix }
     }
     if (db.code === "42P01" || db.code === "42883" || db.code === "3F000") {
