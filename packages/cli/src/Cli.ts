@@ -10,6 +10,7 @@ import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
 import * as Admin from "@pgwatch/core/Admin"
 import * as Channel from "@pgwatch/core/Channel"
+import * as Json from "@pgwatch/core/Json"
 import * as Migrator from "@pgwatch/core/Migrator"
 import * as PgWatch from "@pgwatch/core/PgWatch"
 import * as Retention from "@pgwatch/core/Retention"
@@ -306,7 +307,7 @@ const notify = Command.make(
       const channel = yield* Channel.validate(options.channel)
       const text = options.payload === "-" ? yield* readStdin : options.payload
       const payload = yield* Effect.try({
-        try: () => JSON.parse(text) as unknown,
+        try: () => Json.parse(text),
         catch: (cause) =>
           new CliError({
             reason: "InvalidInput",

@@ -71,7 +71,7 @@ describe.concurrent("operating pgwatch", () => {
     const failures = await run(["failures", "--json"], { env })
     ok(failures)
     expect(JSON.parse(failures.stdout)).toEqual([
-      expect.objectContaining({ consumerId: "auditor", logId: bad, channel: "audit", reason: "permanent", attempts: 1 })
+      expect.objectContaining({ consumerId: "auditor", logId: String(bad), channel: "audit", reason: "permanent", attempts: 1 })
     ])
     const table = await run(["failures", "--consumer", "auditor"], { env })
     expect(table.stdout).toMatch(new RegExp(`^${bad}\\s+auditor\\s+audit\\s+permanent\\s+1\\s+\\d+s ago\\s+refused ${bad} on purpose$`, "m"))
@@ -81,7 +81,7 @@ describe.concurrent("operating pgwatch", () => {
     const parsed = JSON.parse(status.stdout)
     expect(parsed.notifyQueueUsage).toBeGreaterThanOrEqual(0)
     expect(parsed.consumers).toEqual([
-      expect.objectContaining({ id: "auditor", channels: ["orders", "audit"], handled: 2, pending: 0, deadLetters: 1, lastLogId: bad })
+      expect.objectContaining({ id: "auditor", channels: ["orders", "audit"], handled: 2, pending: 0, deadLetters: 1, lastLogId: String(bad) })
     ])
     expect(parsed.consumers[0].lastError).toContain("on purpose")
     expect(parsed.consumers[0].byChannel).toEqual([

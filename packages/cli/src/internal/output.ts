@@ -1,3 +1,4 @@
+import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 
 /** Writes a line to standard output (results). */
@@ -6,9 +7,21 @@ export const out = (line: string) => Effect.sync(() => void process.stdout.write
 /** Writes a line to standard error (progress, notes, errors). */
 export const err = (line: string) => Effect.sync(() => void process.stderr.write(`${line}\n`))
 
-/** JSON with bigints as numbers (log ids stay far below 2^53) and dates as ISO strings. */
+/**
+ * JSON in which no number can be rounded by whoever reads it: bigints (every log id, and
+ * integers past 2^53 in payloads) and exact decimals (`BigDecimal`s in payloads) are written
+ * as strings of their exact digits. Dates are ISO strings.
+ */
 export const json = (value: unknown) =>
-  out(JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? Number(v) : v), 2))
+  out(JSON.stringify(
+    value,
+    function(this: Record<string, unknown>, key, v: unknown) {
+      // `v` has been through toJSON already; the holder still has the BigDecimal itself.
+      const original = this[key]
+      return typeof v === "bigint" ? String(v) : BigDecimal.isBigDecimal(original) ? BigDecimal.format(original) : v
+    },
+    2
+  ))
 
 /** A plain text table: a header row, then the rows, columns padded to fit. */
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
