@@ -25,14 +25,6 @@ import { PgWatchError } from "./PgWatchError.js"
 // parse
 
 /**
- * Where `JSON.parse` might change a number: a run of 16 or more digits (perhaps with a decimal
- * point among them), or an exponent of three digits. Any number without either has at most 15
- * significant digits and a moderate exponent, which a double holds exactly enough to print back
- * as the same value. A match inside a string only costs the slower, exact parse.
- */
-const MAY_LOSE_PRECISION = /\d(?:\.?\d){15}|\d[eE][+-]?\d{3}/
-
-/**
  * Parses JSON text like `JSON.parse` (same errors, same handling of duplicate keys), but
  * without rounding any number: see the module's description. Throws a `SyntaxError` on text
  * that is not JSON.
@@ -40,22 +32,66 @@ const MAY_LOSE_PRECISION = /\d(?:\.?\d){15}|\d[eE][+-]?\d{3}/
  * @since 0.1.0
  * @category parsing
  */
-export const parse = (text: string): unknown => MAY_LOSE_PRECISION.test(text) ? parseExact(text) : JSON.parse(text)
+export const parse = (text: string): unknown => hasInexactNumber(text) ? parseExact(text) : JSON.parse(text)
 
 const STRING = /"[^"\\\u0000-\u001f]*(?:\\[^\u0000-\u001f][^"\\\u0000-\u001f]*)*"/y
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y
 const WHITESPACE = /[ \t\n\r]*/y
 
-/** The exact value of a JSON number literal: see the module's description. */
-const numberValue = (literal: string): number | bigint | BigDecimal.BigDecimal => {
+const FRACTION_OR_EXPONENT = /[.eE]/
+
+/** The number `JSON.parse` gives for a literal, if that is its exact value; else undefined. */
+const exactNumber = (literal: string): number | undefined => {
   const n = Number(literal)
-  if (!/[.eE]/.test(literal)) return Number.isSafeInteger(n) ? n : BigInt(literal)
-  if (Number.isFinite(n)) {
-    const exact = BigDecimal.unsafeFromString(literal)
-    if (BigDecimal.equals(exact, BigDecimal.unsafeFromString(String(n)))) return n
-    return exact
+  if (!FRACTION_OR_EXPONENT.test(literal)) return Number.isSafeInteger(n) ? n : undefined
+  if (!Number.isFinite(n)) return undefined
+  // A double written by JavaScript comes back as the same text; otherwise compare values.
+  if (String(n) === literal) return n
+  return BigDecimal.equals(BigDecimal.unsafeFromString(literal), BigDecimal.unsafeFromString(String(n))) ? n : undefined
+}
+
+/** The exact value of a JSON number literal: see the module's description. */
+const numberValue = (literal: string): number | bigint | BigDecimal.BigDecimal =>
+  exactNumber(literal) ?? (FRACTION_OR_EXPONENT.test(literal) ? BigDecimal.unsafeFromString(literal) : BigInt(literal))
+
+const isDigit = (c: number) => c >= 48 && c <= 57
+const isNumberCharacter = (c: number) => isDigit(c) || c === 46 || c === 43 || c === 45 || isExponent(c)
+const isExponent = (c: number) => c === 101 || c === 69
+
+/** Whether the quote at `at` is escaped (preceded by an odd number of backslashes). */
+const isEscaped = (text: string, at: number) => {
+  let backslashes = 0
+  while (text.charCodeAt(at - 1 - backslashes) === 92 /* \ */) backslashes += 1
+  return backslashes % 2 === 1
+}
+
+/**
+ * Whether `JSON.parse` would change some number in the text. Strings are skipped with
+ * `indexOf`, and a number shorter than 16 characters without an exponent has at most 15
+ * significant digits, which a double always prints back the same: only longer numbers are
+ * checked. A double written by JavaScript (0.30000000000000004) prints back as the same text,
+ * so it is exact too. Text that is not JSON answers true, so that the exact parser reports
+ * the error.
+ */
+const hasInexactNumber = (text: string): boolean => {
+  let i = 0
+  while (i < text.length) {
+    const c = text.charCodeAt(i)
+    if (c === 34 /* " */) {
+      let end = text.indexOf("\"", i + 1)
+      while (end !== -1 && isEscaped(text, end)) end = text.indexOf("\"", end + 1)
+      if (end === -1) return true
+      i = end + 1
+    } else if (isDigit(c) || c === 45 /* - */) {
+      const start = i
+      let exponent = false
+      for (let d = c; isNumberCharacter(d); d = text.charCodeAt(++i)) exponent ||= isExponent(d)
+      if ((exponent || i - start >= 16) && exactNumber(text.slice(start, i)) === undefined) return true
+    } else {
+      i += 1
+    }
   }
-  return BigDecimal.unsafeFromString(literal)
+  return false
 }
 
 /** Sets a key the way `JSON.parse` does: `__proto__` is an own key, never the prototype. */
