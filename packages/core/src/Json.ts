@@ -36,7 +36,6 @@ export const parse = (text: string): unknown => hasInexactNumber(text) ? parseEx
 
 const STRING = /"[^"\\\u0000-\u001f]*(?:\\[^\u0000-\u001f][^"\\\u0000-\u001f]*)*"/y
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y
-const WHITESPACE = /[ \t\n\r]*/y
 
 const FRACTION_OR_EXPONENT = /[.eE]/
 
@@ -107,111 +106,125 @@ const setKey = (object: Record<string, unknown>, key: string, value: unknown) =>
  * The exact parse: a loop over an explicit stack rather than recursion, so that nesting as
  * deep as jsonb allows cannot overflow the call stack.
  */
-const parseExact = (text: string): unknown => {
-  let pos = 0
-  const containers: Array<Array<unknown> | Record<string, unknown>> = []
-  const keys: Array<string> = []
+const parseExact = (text: string): unknown => new ExactParser(text).parse()
 
-  // Whatever is wrong, `JSON.parse` describes it best (and the same way as the fast path).
-  const fail = (): never => {
-    JSON.parse(text)
-    throw new SyntaxError(`Unexpected token in JSON at position ${pos}`)
+class ExactParser {
+  pos = 0
+  constructor(readonly text: string) {}
+
+  parse(): unknown {
+    const text = this.text
+    const containers: Array<Array<unknown> | Record<string, unknown>> = []
+    const keys: Array<string> = []
+    this.skipWhitespace()
+    for (;;) {
+      let value: unknown
+      const c = text.charCodeAt(this.pos)
+      if (c === 123 /* { */) {
+        this.pos += 1
+        this.skipWhitespace()
+        if (text.charCodeAt(this.pos) === 125 /* } */) {
+          this.pos += 1
+          value = {}
+        } else {
+          containers.push({})
+          keys.push(this.readKey())
+          continue
+        }
+      } else if (c === 91 /* [ */) {
+        this.pos += 1
+        this.skipWhitespace()
+        if (text.charCodeAt(this.pos) === 93 /* ] */) {
+          this.pos += 1
+          value = []
+        } else {
+          containers.push([])
+          continue
+        }
+      } else if (c === 34 /* " */) {
+        value = this.readString()
+      } else if (c === 116 /* t */) {
+        value = this.readLiteral("true", true)
+      } else if (c === 102 /* f */) {
+        value = this.readLiteral("false", false)
+      } else if (c === 110 /* n */) {
+        value = this.readLiteral("null", null)
+      } else {
+        value = this.readNumber()
+      }
+      // A value is complete: put it into its container, closing containers that end here.
+      for (;;) {
+        this.skipWhitespace()
+        const container = containers.at(-1)
+        if (container === undefined) {
+          if (this.pos !== text.length) this.fail()
+          return value
+        }
+        const isArray = Array.isArray(container)
+        if (isArray) container.push(value)
+        else setKey(container, keys.pop()!, value)
+        const next = text.charCodeAt(this.pos)
+        if (next === 44 /* , */) {
+          this.pos += 1
+          this.skipWhitespace()
+          if (!isArray) keys.push(this.readKey())
+          break
+        }
+        if (next !== (isArray ? 93 /* ] */ : 125 /* } */)) this.fail()
+        this.pos += 1
+        value = containers.pop()
+      }
+    }
   }
-  const skipWhitespace = () => {
-    WHITESPACE.lastIndex = pos
-    WHITESPACE.test(text)
-    pos = WHITESPACE.lastIndex
+
+  /** Whatever is wrong, `JSON.parse` describes it best (and the same way as the fast path). */
+  fail(): never {
+    JSON.parse(this.text)
+    throw new SyntaxError(`Unexpected token in JSON at position ${this.pos}`)
   }
-  const readString = (): string => {
-    STRING.lastIndex = pos
-    const match = STRING.exec(text)
-    if (match === null) return fail()
-    pos = STRING.lastIndex
+
+  skipWhitespace() {
+    let c = this.text.charCodeAt(this.pos)
+    while (c === 32 || c === 10 || c === 13 || c === 9) c = this.text.charCodeAt(++this.pos)
+  }
+
+  readString(): string {
+    STRING.lastIndex = this.pos
+    const match = STRING.exec(this.text)
+    if (match === null) return this.fail()
+    this.pos = STRING.lastIndex
     const token = match[0]
     if (!token.includes("\\")) return token.slice(1, -1)
     try {
       return JSON.parse(token) as string
     } catch {
-      return fail()
+      return this.fail()
     }
   }
-  // Reads `"key":` and leaves `pos` at the value.
-  const readKey = () => {
-    if (text.charCodeAt(pos) !== 34 /* " */) fail()
-    keys.push(readString())
-    skipWhitespace()
-    if (text.charCodeAt(pos) !== 58 /* : */) fail()
-    pos += 1
-    skipWhitespace()
+
+  /** Reads `"key":` and leaves the position at the value. */
+  readKey(): string {
+    if (this.text.charCodeAt(this.pos) !== 34 /* " */) this.fail()
+    const key = this.readString()
+    this.skipWhitespace()
+    if (this.text.charCodeAt(this.pos) !== 58 /* : */) this.fail()
+    this.pos += 1
+    this.skipWhitespace()
+    return key
   }
-  const readLiteral = <A>(word: string, value: A): A => {
-    if (!text.startsWith(word, pos)) fail()
-    pos += word.length
+
+  readLiteral<A>(word: string, value: A): A {
+    if (!this.text.startsWith(word, this.pos)) this.fail()
+    this.pos += word.length
     return value
   }
 
-  skipWhitespace()
-  for (;;) {
-    let value: unknown
-    const c = text.charCodeAt(pos)
-    if (c === 123 /* { */) {
-      pos += 1
-      skipWhitespace()
-      if (text.charCodeAt(pos) === 125 /* } */) {
-        pos += 1
-        value = {}
-      } else {
-        containers.push({})
-        readKey()
-        continue
-      }
-    } else if (c === 91 /* [ */) {
-      pos += 1
-      skipWhitespace()
-      if (text.charCodeAt(pos) === 93 /* ] */) {
-        pos += 1
-        value = []
-      } else {
-        containers.push([])
-        continue
-      }
-    } else if (c === 34 /* " */) {
-      value = readString()
-    } else if (c === 116 /* t */) {
-      value = readLiteral("true", true)
-    } else if (c === 102 /* f */) {
-      value = readLiteral("false", false)
-    } else if (c === 110 /* n */) {
-      value = readLiteral("null", null)
-    } else {
-      NUMBER.lastIndex = pos
-      const match = NUMBER.exec(text)
-      if (match === null) return fail()
-      pos = NUMBER.lastIndex
-      value = numberValue(match[0])
-    }
-    // A value is complete: put it into its container, closing containers that end here.
-    for (;;) {
-      skipWhitespace()
-      const container = containers.at(-1)
-      if (container === undefined) {
-        if (pos !== text.length) fail()
-        return value
-      }
-      const isArray = Array.isArray(container)
-      if (isArray) container.push(value)
-      else setKey(container, keys.pop()!, value)
-      const next = text.charCodeAt(pos)
-      if (next === 44 /* , */) {
-        pos += 1
-        skipWhitespace()
-        if (!isArray) readKey()
-        break
-      }
-      if (next !== (isArray ? 93 /* ] */ : 125 /* } */)) fail()
-      pos += 1
-      value = containers.pop()
-    }
+  readNumber(): number | bigint | BigDecimal.BigDecimal {
+    NUMBER.lastIndex = this.pos
+    const match = NUMBER.exec(this.text)
+    if (match === null) return this.fail()
+    this.pos = NUMBER.lastIndex
+    return numberValue(match[0])
   }
 }
 
