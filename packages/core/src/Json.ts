@@ -9,7 +9,8 @@
  *   `BigDecimal` from `effect/BigDecimal` (`12345678901234567.89`, `1e400`);
  * - everything else is what `JSON.parse` gives.
  *
- * Payloads without a long number cost `JSON.parse` plus one regular-expression scan.
+ * A payload costs `JSON.parse` plus a scan that skips its strings; one with a number a double
+ * cannot hold is parsed by `JSON.parse` too, with that number swapped for a marker.
  * `stringify` is the other direction: it writes `bigint` and `BigDecimal` as exact JSON
  * numbers and refuses any value that has no faithful JSON form, naming where it is.
  *
@@ -32,11 +33,12 @@ import { PgWatchError } from "./PgWatchError.js"
  * @since 0.1.0
  * @category parsing
  */
-export const parse = (text: string): unknown => hasInexactNumber(text) ? parseExact(text) : JSON.parse(text)
+export const parse = (text: string): unknown => {
+  const inexact = inexactNumbers(text)
+  return inexact === undefined ? JSON.parse(text) : parseExact(text, inexact)
+}
 
-const STRING = /"[^"\\\u0000-\u001f]*(?:\\[^\u0000-\u001f][^"\\\u0000-\u001f]*)*"/y
-const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y
-
+const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/
 const FRACTION_OR_EXPONENT = /[.eE]/
 
 /** The number `JSON.parse` gives for a literal, if that is its exact value; else undefined. */
@@ -49,13 +51,13 @@ const exactNumber = (literal: string): number | undefined => {
   return BigDecimal.equals(BigDecimal.unsafeFromString(literal), BigDecimal.unsafeFromString(String(n))) ? n : undefined
 }
 
-/** The exact value of a JSON number literal: see the module's description. */
-const numberValue = (literal: string): number | bigint | BigDecimal.BigDecimal =>
-  exactNumber(literal) ?? (FRACTION_OR_EXPONENT.test(literal) ? BigDecimal.unsafeFromString(literal) : BigInt(literal))
+/** The exact value of a number literal that no double holds. */
+const exactValue = (literal: string): bigint | BigDecimal.BigDecimal =>
+  FRACTION_OR_EXPONENT.test(literal) ? BigDecimal.unsafeFromString(literal) : BigInt(literal)
 
 const isDigit = (c: number) => c >= 48 && c <= 57
-const isNumberCharacter = (c: number) => isDigit(c) || c === 46 || c === 43 || c === 45 || isExponent(c)
 const isExponent = (c: number) => c === 101 || c === 69
+const isNumberCharacter = (c: number) => isDigit(c) || c === 46 || c === 43 || c === 45 || isExponent(c)
 
 /** Whether the quote at `at` is escaped (preceded by an odd number of backslashes). */
 const isEscaped = (text: string, at: number) => {
@@ -65,32 +67,35 @@ const isEscaped = (text: string, at: number) => {
 }
 
 /**
- * Whether `JSON.parse` would change some number in the text. Strings are skipped with
- * `indexOf`, and a number shorter than 16 characters without an exponent has at most 15
- * significant digits, which a double always prints back the same: only longer numbers are
- * checked. A double written by JavaScript (0.30000000000000004) prints back as the same text,
- * so it is exact too. Text that is not JSON answers true, so that the exact parser reports
- * the error.
+ * Where `JSON.parse` would change a number in the text: the start and end of each such
+ * literal, in order; undefined when there is none. Strings are skipped with `indexOf`, and a
+ * number shorter than 16 characters without an exponent has at most 15 significant digits,
+ * which a double always prints back the same: only longer numbers are checked. A double
+ * written by JavaScript (0.30000000000000004) prints back as the same text, so it is exact
+ * too. Text that is not JSON may give anything: `JSON.parse` rejects it either way.
  */
-const hasInexactNumber = (text: string): boolean => {
+const inexactNumbers = (text: string): Array<number> | undefined => {
+  let found: Array<number> | undefined
   let i = 0
   while (i < text.length) {
     const c = text.charCodeAt(i)
     if (c === 34 /* " */) {
       let end = text.indexOf("\"", i + 1)
       while (end !== -1 && isEscaped(text, end)) end = text.indexOf("\"", end + 1)
-      if (end === -1) return true
+      if (end === -1) return found
       i = end + 1
     } else if (isDigit(c) || c === 45 /* - */) {
       const start = i
       let exponent = false
       for (let d = c; isNumberCharacter(d); d = text.charCodeAt(++i)) exponent ||= isExponent(d)
-      if ((exponent || i - start >= 16) && exactNumber(text.slice(start, i)) === undefined) return true
+      if ((exponent || i - start >= 16) && exactNumber(text.slice(start, i)) === undefined) {
+        ;(found ??= []).push(start, i)
+      }
     } else {
       i += 1
     }
   }
-  return false
+  return found
 }
 
 /** Sets a key the way `JSON.parse` does: `__proto__` is an own key, never the prototype. */
@@ -103,129 +108,69 @@ const setKey = (object: Record<string, unknown>, key: string, value: unknown) =>
 }
 
 /**
- * The exact parse: a loop over an explicit stack rather than recursion, so that nesting as
- * deep as jsonb allows cannot overflow the call stack.
+ * Stands in for a number during the exact parse. No payload can hold it: it starts with NUL,
+ * which jsonb refuses in strings, and goes on with a token drawn when the process starts.
  */
-const parseExact = (text: string): unknown => new ExactParser(text).parse()
+const MARKER = `\u0000pgwatch-${Math.random().toString(36).slice(2)}-${Date.now().toString(36)}:`
+const ESCAPED_MARKER = JSON.stringify(MARKER).slice(1, -1)
 
-class ExactParser {
-  pos = 0
-  constructor(readonly text: string) {}
-
-  parse(): unknown {
-    const text = this.text
-    const containers: Array<Array<unknown> | Record<string, unknown>> = []
-    const keys: Array<string> = []
-    this.skipWhitespace()
-    for (;;) {
-      let value: unknown
-      const c = text.charCodeAt(this.pos)
-      if (c === 123 /* { */) {
-        this.pos += 1
-        this.skipWhitespace()
-        if (text.charCodeAt(this.pos) === 125 /* } */) {
-          this.pos += 1
-          value = {}
-        } else {
-          containers.push({})
-          keys.push(this.readKey())
-          continue
-        }
-      } else if (c === 91 /* [ */) {
-        this.pos += 1
-        this.skipWhitespace()
-        if (text.charCodeAt(this.pos) === 93 /* ] */) {
-          this.pos += 1
-          value = []
-        } else {
-          containers.push([])
-          continue
-        }
-      } else if (c === 34 /* " */) {
-        value = this.readString()
-      } else if (c === 116 /* t */) {
-        value = this.readLiteral("true", true)
-      } else if (c === 102 /* f */) {
-        value = this.readLiteral("false", false)
-      } else if (c === 110 /* n */) {
-        value = this.readLiteral("null", null)
-      } else {
-        value = this.readNumber()
+/**
+ * The exact parse. Each number `JSON.parse` would change is swapped for a string holding the
+ * marker and the number's index; `JSON.parse` does the rest (its speed, its handling of
+ * duplicate keys and deep nesting, its errors), then a loop over an explicit stack puts the
+ * exact values in the markers' places.
+ */
+const parseExact = (text: string, spans: ReadonlyArray<number>): unknown => {
+  const values: Array<unknown> = []
+  let swapped = ""
+  let from = 0
+  for (let i = 0; i < spans.length; i += 2) {
+    const literal = text.slice(spans[i], spans[i + 1])
+    // Not a JSON number: let JSON.parse say what is wrong.
+    if (!JSON_NUMBER.test(literal)) return JSON.parse(text)
+    swapped += `${text.slice(from, spans[i])}"${ESCAPED_MARKER}${values.length}"`
+    values.push(exactValue(literal))
+    from = spans[i + 1]!
+  }
+  swapped += text.slice(from)
+  let root: unknown
+  try {
+    root = JSON.parse(swapped)
+  } catch (error) {
+    // The swap keeps valid JSON valid: the text itself is wrong, and JSON.parse says where.
+    JSON.parse(text)
+    throw error
+  }
+  const valueOf = (s: string) => values[Number(s.slice(MARKER.length))]
+  if (typeof root === "string") return root.startsWith(MARKER) ? valueOf(root) : root
+  let left = values.length
+  const stack: Array<unknown> = [root]
+  while (left > 0 && stack.length > 0) {
+    const container = stack.pop()
+    if (typeof container !== "object" || container === null) continue
+    if (Array.isArray(container)) {
+      for (let i = 0; i < container.length; i++) {
+        const v: unknown = container[i]
+        if (typeof v === "string" && v.startsWith(MARKER)) {
+          container[i] = valueOf(v)
+          left -= 1
+        } else if (typeof v === "object" && v !== null) stack.push(v)
       }
-      // A value is complete: put it into its container, closing containers that end here.
-      for (;;) {
-        this.skipWhitespace()
-        const container = containers.at(-1)
-        if (container === undefined) {
-          if (this.pos !== text.length) this.fail()
-          return value
-        }
-        const isArray = Array.isArray(container)
-        if (isArray) container.push(value)
-        else setKey(container, keys.pop()!, value)
-        const next = text.charCodeAt(this.pos)
-        if (next === 44 /* , */) {
-          this.pos += 1
-          this.skipWhitespace()
-          if (!isArray) keys.push(this.readKey())
-          break
-        }
-        if (next !== (isArray ? 93 /* ] */ : 125 /* } */)) this.fail()
-        this.pos += 1
-        value = containers.pop()
+    } else {
+      const object = container as Record<string, unknown>
+      for (const key of Object.keys(object)) {
+        const v = object[key]
+        if (typeof v === "string" && v.startsWith(MARKER)) {
+          setKey(object, key, valueOf(v))
+          left -= 1
+        } else if (typeof v === "object" && v !== null) stack.push(v)
       }
     }
   }
-
-  /** Whatever is wrong, `JSON.parse` describes it best (and the same way as the fast path). */
-  fail(): never {
-    JSON.parse(this.text)
-    throw new SyntaxError(`Unexpected token in JSON at position ${this.pos}`)
-  }
-
-  skipWhitespace() {
-    let c = this.text.charCodeAt(this.pos)
-    while (c === 32 || c === 10 || c === 13 || c === 9) c = this.text.charCodeAt(++this.pos)
-  }
-
-  readString(): string {
-    STRING.lastIndex = this.pos
-    const match = STRING.exec(this.text)
-    if (match === null) return this.fail()
-    this.pos = STRING.lastIndex
-    const token = match[0]
-    if (!token.includes("\\")) return token.slice(1, -1)
-    try {
-      return JSON.parse(token) as string
-    } catch {
-      return this.fail()
-    }
-  }
-
-  /** Reads `"key":` and leaves the position at the value. */
-  readKey(): string {
-    if (this.text.charCodeAt(this.pos) !== 34 /* " */) this.fail()
-    const key = this.readString()
-    this.skipWhitespace()
-    if (this.text.charCodeAt(this.pos) !== 58 /* : */) this.fail()
-    this.pos += 1
-    this.skipWhitespace()
-    return key
-  }
-
-  readLiteral<A>(word: string, value: A): A {
-    if (!this.text.startsWith(word, this.pos)) this.fail()
-    this.pos += word.length
-    return value
-  }
-
-  readNumber(): number | bigint | BigDecimal.BigDecimal {
-    NUMBER.lastIndex = this.pos
-    const match = NUMBER.exec(this.text)
-    if (match === null) return this.fail()
-    this.pos = NUMBER.lastIndex
-    return numberValue(match[0])
-  }
+  // A number not found as a value was a key (not JSON: JSON.parse throws) or a value that a
+  // later duplicate key replaced (JSON: fine).
+  if (left > 0) JSON.parse(text)
+  return root
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -67,10 +67,30 @@ describe("Json.parse", () => {
     expect(Object.getPrototypeOf(proto)).toBe(Object.prototype)
     expect(Object.keys(proto)).toEqual(["__proto__", "n"])
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    const bigProto = Json.parse(`{"__proto__": 12345678901234567890}`) as Record<string, unknown>
+    expect([Object.getPrototypeOf(bigProto), Object.getOwnPropertyDescriptor(bigProto, "__proto__")?.value])
+      .toEqual([Object.prototype, 12345678901234567890n])
+    // A duplicate key keeps the last value, whichever of them is exact.
+    expect(Json.parse(`{"a": 12345678901234567890, "a": 1}`)).toEqual({ a: 1 })
+    expect(Json.parse(`{"a": 1, "a": 12345678901234567890}`)).toEqual({ a: 12345678901234567890n })
   })
 
   it("rejects what JSON.parse rejects, with its message", () => {
-    for (const text of ["[1,]", `{"a" 1}`, "01234567890123456789", "[12345678901234567890 2]", `{"a": 12345678901234567890,}`, `"\\x"`, "", "[1"]) {
+    const invalid = [
+      "[1,]",
+      `{"a" 1}`,
+      "01234567890123456789",
+      "[12345678901234567890 2]",
+      `{"a": 12345678901234567890,}`,
+      `{12345678901234567890: 1}`,
+      "[1.2.3.4.5.6.7.8.9.0.1.2.3.4.5.6]",
+      "[1-12345678901234567890]",
+      `["unterminated, 12345678901234567890]`,
+      `"\\x"`,
+      "",
+      "[1"
+    ]
+    for (const text of invalid) {
       const message = (() => {
         try {
           JSON.parse(text)
