@@ -52,8 +52,13 @@ const exactNumber = (literal: string): number | undefined => {
 }
 
 /** The exact value of a number literal that no double holds. */
-const exactValue = (literal: string): bigint | BigDecimal.BigDecimal =>
-  FRACTION_OR_EXPONENT.test(literal) ? BigDecimal.unsafeFromString(literal) : BigInt(literal)
+const exactValue = (literal: string): bigint | BigDecimal.BigDecimal => {
+  if (!FRACTION_OR_EXPONENT.test(literal)) return BigInt(literal)
+  const decimal = BigDecimal.fromString(literal)
+  if (decimal._tag === "Some") return decimal.value
+  // An exponent beyond ±(2^53 − 1): PostgreSQL's numeric could not hold it either.
+  throw new RangeError(`the JSON number ${literal.length > 40 ? `${literal.slice(0, 40)}…` : literal} is out of range`)
+}
 
 const isDigit = (c: number) => c >= 48 && c <= 57
 const isExponent = (c: number) => c === 101 || c === 69
@@ -88,8 +93,10 @@ const inexactNumbers = (text: string): Array<number> | undefined => {
       const start = i
       let exponent = false
       for (let d = c; isNumberCharacter(d); d = text.charCodeAt(++i)) exponent ||= isExponent(d)
-      if ((exponent || i - start >= 16) && exactNumber(text.slice(start, i)) === undefined) {
-        ;(found ??= []).push(start, i)
+      if (exponent || i - start >= 16) {
+        const literal = text.slice(start, i)
+        // Not a JSON number: the exact parse lets JSON.parse reject it.
+        if (!JSON_NUMBER.test(literal) || exactNumber(literal) === undefined) (found ??= []).push(start, i)
       }
     } else {
       i += 1

@@ -86,6 +86,8 @@ describe("Json.parse", () => {
       "[1.2.3.4.5.6.7.8.9.0.1.2.3.4.5.6]",
       "[1-12345678901234567890]",
       `["unterminated, 12345678901234567890]`,
+      "[123456789012345.]",
+      "[1.e400]",
       `"\\x"`,
       "",
       "[1"
@@ -102,6 +104,10 @@ describe("Json.parse", () => {
       expect(() => Json.parse(text), text).toThrow(SyntaxError)
       expect(() => Json.parse(text), text).toThrow(message)
     }
+  })
+
+  it("refuses a number no exact value can hold, rather than rounding it", () => {
+    expect(() => Json.parse("[1e99999999999999999999]")).toThrow("the JSON number 1e99999999999999999999 is out of range")
   })
 
   it("parses nesting as deep as jsonb allows without overflowing the stack", () => {
