@@ -16,6 +16,7 @@ export interface Notification<A = unknown> {
   /** The log row's id. */
   readonly id: bigint
   readonly channel: string
+  /** Decoded by the consumer's schema, if any, from JSON whose numbers are exact (`Json.parse`). */
   readonly payload: A
   /** Start of the writing transaction. */
   readonly createdAt: Date
