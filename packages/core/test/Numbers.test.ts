@@ -1,5 +1,5 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { BigDecimal, Effect, Option, Queue, Schedule, Schema } from "effect"
+import { BigDecimal, Effect, Layer, Option, Queue, Schedule, Schema } from "effect"
 import * as Admin from "../src/Admin.js"
 import * as Consumer from "../src/Consumer.js"
 import * as Json from "../src/Json.js"
@@ -32,8 +32,14 @@ const rowsOn = (channel: string) =>
     return row!.n
   })
 
+/** The test's pgwatch, whose schema (and the table made in it) is dropped at the end. */
+const NumbersLive = Layer.scopedDiscard(Effect.gen(function*() {
+  const { settings, sql } = yield* PgWatch.PgWatch
+  yield* Effect.addFinalizer(() => sql`DROP SCHEMA IF EXISTS ${sql(settings.schema)} CASCADE`.pipe(Effect.ignore))
+})).pipe(Layer.provideMerge(watchLayer()))
+
 describe("numbers arrive exactly as they were written", () => {
-  layer(watchLayer(), { excludeTestServices: true })((it) => {
+  layer(NumbersLive, { excludeTestServices: true })((it) => {
     it.effect("smart_notify from SQL: ids past 2^53 stay distinct bigints, a numeric stays exact", () =>
       Effect.gen(function*() {
         const { settings, sql } = yield* PgWatch.PgWatch
