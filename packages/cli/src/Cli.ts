@@ -11,6 +11,7 @@ import * as Options from "@effect/cli/Options"
 import * as Prompt from "@effect/cli/Prompt"
 import * as Admin from "@pgwatch/core/Admin"
 import * as Channel from "@pgwatch/core/Channel"
+import * as Json from "@pgwatch/core/Json"
 import * as Migrator from "@pgwatch/core/Migrator"
 import * as PgWatch from "@pgwatch/core/PgWatch"
 import * as Retention from "@pgwatch/core/Retention"
@@ -277,7 +278,7 @@ const notify = Command.make(
       )
       const text = options.payload === "-" ? yield* readStdin : options.payload
       const payload = yield* Effect.try({
-        try: () => JSON.parse(text) as unknown,
+        try: () => Json.parse(text),
         catch: (cause) =>
           new CliError({
             reason: "InvalidInput",

@@ -68,10 +68,10 @@ const embeddedTarget = (options: Options) =>
 
 const describe = (n: Notification.Notification): string =>
   Option.match(Notification.dataChange(n), {
-    onNone: () => JSON.stringify(n.payload),
+    onNone: () => Output.inline(n.payload),
     onSome: (change) => {
       const row = Option.getOrElse(Option.orElse(change.newData, () => change.oldData), () => ({}))
-      return `${change.action.padEnd(6)} ${change.table} #${String(change.id)} ${JSON.stringify(row)}`
+      return `${change.action.padEnd(6)} ${change.table} #${String(change.id)} ${Output.inline(row)}`
     }
   })
 

@@ -16,11 +16,12 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Cli from "./Cli.js"
 import { describeError, exitCode } from "./internal/errors.js"
+import * as Output from "./internal/output.js"
 
 /** Log lines go to standard error, short: `WARN message key=value`. */
 const stderrLogger = Logger.make(({ annotations, cause, logLevel, message }) => {
-  const text = (Array.isArray(message) ? message : [message]).map((m) => (typeof m === "string" ? m : Cause.isCause(m) ? Cause.pretty(m) : JSON.stringify(m))).join(" ")
-  const extra = HashMap.toEntries(annotations).map(([key, value]) => ` ${key}=${typeof value === "string" ? value : JSON.stringify(value)}`).join("")
+  const text = (Array.isArray(message) ? message : [message]).map((m) => (typeof m === "string" ? m : Cause.isCause(m) ? Cause.pretty(m) : Output.inline(m))).join(" ")
+  const extra = HashMap.toEntries(annotations).map(([key, value]) => ` ${key}=${typeof value === "string" ? value : Output.inline(value)}`).join("")
   const failure = Cause.isEmpty(cause) ? "" : ` ${Cause.pretty(cause).split("\n")[0]}`
   process.stderr.write(`${logLevel.label} ${text}${extra}${failure}\n`)
 })

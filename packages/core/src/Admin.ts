@@ -11,6 +11,7 @@ import type * as PgClient from "@effect/sql-pg/PgClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as Json from "./Json.js"
 import { PgWatch } from "./PgWatch.js"
 
 /**
@@ -284,7 +285,7 @@ interface DeadLetterRow {
   readonly consumer_id: string
   readonly log_id: string
   readonly channel: string
-  readonly payload: unknown
+  readonly payload: string
   readonly created_at: Date
   readonly reason: string
   readonly error: string
@@ -331,7 +332,7 @@ export const deadLetters = (
     const schema = sql(settings.schema)
     if (filter.consumerId !== undefined) yield* requireConsumer(filter.consumerId)
     const rows = yield* sql<DeadLetterRow>`
-      SELECT d.consumer_id, d.log_id::text, l.channel, l.payload, l.created_at,
+      SELECT d.consumer_id, d.log_id::text, l.channel, l.payload::text, l.created_at,
              d.reason, d.error, d.attempts, d.failed_at
         FROM ${schema}.dead_letter d JOIN ${schema}.notification_log l ON l.id = d.log_id
        WHERE (${filter.consumerId ?? null}::text IS NULL OR d.consumer_id = ${filter.consumerId ?? null}::text)
@@ -342,7 +343,7 @@ export const deadLetters = (
       consumerId: row.consumer_id,
       logId: BigInt(row.log_id),
       channel: row.channel,
-      payload: row.payload,
+      payload: Json.parse(row.payload),
       createdAt: row.created_at,
       reason: row.reason,
       error: row.error,

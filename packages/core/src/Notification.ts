@@ -1,6 +1,7 @@
 /**
  * @since 0.1.0
  */
+import * as BigDecimal from "effect/BigDecimal"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 
@@ -15,6 +16,7 @@ export interface Notification<A = unknown> {
   /** The log row's id. */
   readonly id: bigint
   readonly channel: string
+  /** Decoded by the consumer's schema, if any, from JSON whose numbers are exact (`Json.parse`). */
   readonly payload: A
   /** Start of the writing transaction. */
   readonly createdAt: Date
@@ -22,7 +24,9 @@ export interface Notification<A = unknown> {
 }
 
 /**
- * The payload that `notify_data_change()` table triggers write.
+ * The payload that `notify_data_change()` table triggers write. Column values are exact (see
+ * `Json.parse`): a `bigint` column beyond ±(2^53 − 1) arrives as a `bigint`, a `numeric` that a
+ * double cannot hold as a `BigDecimal`.
  *
  * @since 0.1.0
  * @category schemas
@@ -31,7 +35,7 @@ export class DataChange extends Schema.Class<DataChange>("@pgwatch/DataChange")(
   table: Schema.String,
   schema: Schema.String,
   action: Schema.Literal("INSERT", "UPDATE", "DELETE"),
-  id: Schema.NullishOr(Schema.Union(Schema.String, Schema.Number)),
+  id: Schema.NullishOr(Schema.Union(Schema.String, Schema.Number, Schema.BigIntFromSelf, Schema.BigDecimalFromSelf)),
   old_data: Schema.NullishOr(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
   new_data: Schema.NullishOr(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
   metadata: Schema.Struct({
@@ -49,9 +53,16 @@ export class DataChange extends Schema.Class<DataChange>("@pgwatch/DataChange")(
   get isDelete(): boolean {
     return this.action === "DELETE"
   }
-  /** The row's `id` column, if the table has one. */
-  get recordId(): Option.Option<string | number> {
-    return Option.fromNullable(this.id)
+  /**
+   * The row's `id` column, if the table has one: an integer id as a `bigint` whatever its size
+   * (one type for the column, even past 2^53), any other id as its exact text (a uuid, a code).
+   */
+  get recordId(): Option.Option<bigint | string> {
+    const id = this.id
+    if (id === null || id === undefined) return Option.none()
+    if (typeof id === "bigint" || typeof id === "string") return Option.some(id)
+    if (typeof id === "number") return Option.some(Number.isInteger(id) ? BigInt(id) : String(id))
+    return Option.some(BigDecimal.format(id))
   }
   get oldData(): Option.Option<Readonly<Record<string, unknown>>> {
     return Option.fromNullable(this.old_data)

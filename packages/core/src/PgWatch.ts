@@ -19,6 +19,7 @@ import * as Channel from "./Channel.js"
 import * as Listener from "./internal/listener.js"
 import * as SqlFiles from "./internal/sqlFiles.js"
 import { withSpanIfTraced } from "./internal/tracing.js"
+import * as Json from "./Json.js"
 import * as Migrator from "./Migrator.js"
 import { PgWatchError } from "./PgWatchError.js"
 
@@ -302,25 +303,14 @@ export const layerDatabase: Layer.Layer<PgClient.PgClient, SqlError | ConfigErro
   Effect.map(databaseConfig, (config) => PgClient.layer(config))
 ).pipe(Layer.map((context) => Context.make(PgClient.PgClient, Context.get(context, PgClient.PgClient))))
 
-const encodeJson = (payload: unknown): Effect.Effect<string, PgWatchError> =>
-  Effect.try({
-    try: () => {
-      const json = JSON.stringify(payload)
-      if (json === undefined) throw new Error(`${typeof payload} has no JSON form`)
-      return json
-    },
-    catch: (cause) =>
-      new PgWatchError({ reason: "InvalidPayload", message: `payload is not JSON-serialisable: ${String(cause)}`, cause })
-  })
-
-const encodePayload = <A, I>(payload: A, schema: Schema.Schema<A, I> | undefined) =>
+const encodePayload = <A, I>(payload: A, schema: Schema.Schema<A, I> | undefined, root = "payload") =>
   schema === undefined
-    ? encodeJson(payload)
+    ? Json.stringify(payload, root)
     : Schema.encode(schema)(payload).pipe(
       Effect.mapError((error) =>
         new PgWatchError({ reason: "InvalidPayload", message: ParseResult.TreeFormatter.formatErrorSync(error) })
       ),
-      Effect.flatMap(encodeJson)
+      Effect.flatMap((encoded) => Json.stringify(encoded, root))
     )
 
 /**
@@ -358,7 +348,7 @@ export const notifyMany = <A, I = A>(
   Effect.gen(function*() {
     const { settings, sql } = yield* PgWatch
     const name = yield* Channel.validate(channel)
-    const json = yield* Effect.forEach(payloads, (payload) => encodePayload(payload, schema))
+    const json = yield* Effect.forEach(payloads, (payload, i) => encodePayload(payload, schema, `payloads[${i}]`))
     if (json.length === 0) return []
     const rows = yield* sql<{ id: string }>`
       SELECT id::text FROM ${sql(settings.schema)}.smart_notify_many(${name}, ${json}::jsonb[]) AS id`

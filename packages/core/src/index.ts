@@ -25,6 +25,11 @@ export * as ConsumerTest from "./ConsumerTest.js"
 /**
  * @since 0.1.0
  */
+export * as Json from "./Json.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Migrator from "./Migrator.js"
 
 /**

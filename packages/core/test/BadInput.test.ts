@@ -68,7 +68,7 @@ describe("bad input", () => {
         expect(badChannel.message).toContain("invalid channel name")
         const tooLong = yield* Effect.flip(PgWatch.notify("c".repeat(64), {}))
         expect(tooLong).toMatchObject({ reason: "InvalidChannel" })
-        const notJson = yield* Effect.flip(PgWatch.notify(freshChannel(), { n: 1n }))
+        const notJson = yield* Effect.flip(PgWatch.notify(freshChannel(), { n: Number.NaN }))
         expect(notJson).toMatchObject({ reason: "InvalidPayload" })
         const undef = yield* Effect.flip(PgWatch.notify(freshChannel(), undefined))
         expect(undef).toMatchObject({ reason: "InvalidPayload" })

@@ -34,7 +34,7 @@ describe("table triggers", () => {
         expect(update!.payload.newData).toEqual(Option.some({ id: 1, status: "paid" }))
         expect(update!.payload.metadata.user_id).toBeNull()
         expect(remove!.payload).toMatchObject({ action: "DELETE", new_data: null, old_data: { id: 1, status: "paid" } })
-        expect(remove!.payload.recordId).toEqual(Option.some(1))
+        expect(remove!.payload.recordId).toEqual(Option.some(1n))
         yield* stop
       }))
 

@@ -1,3 +1,4 @@
+import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 
 /** Writes a line to standard output (results). */
@@ -6,9 +7,30 @@ export const out = (line: string) => Effect.sync(() => void process.stdout.write
 /** Writes a line to standard error (progress, notes, errors). */
 export const err = (line: string) => Effect.sync(() => void process.stderr.write(`${line}\n`))
 
-/** JSON with bigints (log ids) as strings, exact beyond 2^53, and dates as ISO strings. */
+/**
+ * JSON in which no number can be rounded by whoever reads it: bigints (every log id, and
+ * integers past 2^53 in payloads) and exact decimals (`BigDecimal`s in payloads) are written
+ * as strings of their exact digits. Dates are ISO strings.
+ */
 export const json = (value: unknown) =>
-  out(JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? String(v) : v), 2))
+  out(JSON.stringify(
+    value,
+    function(this: Record<string, unknown>, key, v: unknown) {
+      // `v` has been through toJSON already; the holder still has the BigDecimal itself.
+      const original = this[key]
+      return typeof v === "bigint" ? String(v) : BigDecimal.isBigDecimal(original) ? BigDecimal.format(original) : v
+    },
+    2
+  ))
+
+/** A value as one line of JSON for people to read; never throws (bigints as digits, cycles and the like as text). */
+export const inline = (value: unknown): string => {
+  try {
+    return JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? String(v) : v)) ?? String(value)
+  } catch {
+    return String(value)
+  }
+}
 
 /** A time as `2024-05-01 10:00:00Z`: to the second, in UTC. */
 export const time = (date: Date): string => `${date.toISOString().slice(0, 19).replace("T", " ")}Z`

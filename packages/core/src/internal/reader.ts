@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
+import * as Json from "../Json.js"
 import type { Notification } from "../Notification.js"
 import type { Cursor } from "./cursor.js"
 import type { Listener, ListenerEvent } from "./listener.js"
@@ -40,7 +41,8 @@ interface LogRow {
   readonly batch: string
   readonly id: string | null
   readonly channel: string
-  readonly payload: unknown
+  /** The jsonb as text: `Json.parse` keeps its numbers exact, where `pg` would round them. */
+  readonly payload: string
   readonly created_at: Date
   readonly xid: string
 }
@@ -48,7 +50,7 @@ interface LogRow {
 interface RedeliveryRow {
   readonly id: string
   readonly channel: string
-  readonly payload: unknown
+  readonly payload: string
   readonly created_at: Date
   readonly requested_at: string
 }
@@ -161,7 +163,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         wokenDuringBatch = false
       }
       const rows = yield* sql<LogRow>`
-        SELECT page_batch AS batch, log_id::text AS id, log_channel AS channel, log_payload AS payload,
+        SELECT page_batch AS batch, log_id::text AS id, log_channel AS channel, log_payload::text AS payload,
                log_created_at AS created_at, log_xid::text AS xid
           FROM ${schema}.next_page(
             ${options.channels}::text[], ${cursor.done}::pg_snapshot, ${cursor.batch}::pg_snapshot,
@@ -177,7 +179,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         return {
           id: BigInt(row.id!),
           channel: row.channel,
-          payload: row.payload,
+          payload: Json.parse(row.payload),
           createdAt: row.created_at,
           isReplay: replaying,
           cursor: Option.some(after),
@@ -194,7 +196,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
 
     const readRedeliveries = Effect.gen(function*() {
       const rows = yield* sql<RedeliveryRow>`
-        SELECT l.id::text, l.channel, l.payload, l.created_at, r.requested_at::text
+        SELECT l.id::text, l.channel, l.payload::text, l.created_at, r.requested_at::text
           FROM ${schema}.redelivery r JOIN ${schema}.notification_log l ON l.id = r.log_id
          WHERE r.consumer_id = ${options.consumerId}
          ORDER BY r.log_id
@@ -207,7 +209,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         return {
           id: BigInt(row.id),
           channel: row.channel,
-          payload: row.payload,
+          payload: Json.parse(row.payload),
           createdAt: row.created_at,
           isReplay: true,
           cursor: Option.none(),
