@@ -71,6 +71,15 @@ const fromFile = (database: string | ConfigFile.DatabaseConfig): PgClient.PgClie
  */
 export const label = (client: PgClient.PgClientConfig): string => {
   const url = client.url === undefined ? undefined : Redacted.value(client.url)
+  try {
+    return pgLabel(client, url)
+  } catch {
+    // pg cannot read the URL at all; connecting reports why (without the URL).
+    return "a database URL pg cannot read"
+  }
+}
+
+const pgLabel = (client: PgClient.PgClientConfig, url: string | undefined): string => {
   const pg = new Pg.Client({
     ...(url !== undefined ? { connectionString: url } : {}),
     ...(client.username !== undefined ? { user: client.username } : {}),
@@ -90,10 +99,11 @@ export const label = (client: PgClient.PgClientConfig): string => {
       // pg reports a malformed URL itself when connecting.
     }
   }
-  if (named === undefined || named === "") {
-    notes.push(`no database named, so pg uses the user name "${pg.database ?? pg.user}": give one in the URL (.../mydb) or PGDATABASE`)
+  if ((named === undefined || named === "") && typeof pg.database === "string" && pg.database !== "") {
+    notes.push(`no database named, so pg uses the user name "${pg.database}": give one in the URL (.../mydb) or PGDATABASE`)
   }
-  return `${pg.host}:${pg.port}/${pg.database ?? ""}${notes.length === 0 ? "" : ` (${notes.join("; ")})`}`
+  const database = typeof pg.database === "string" && pg.database !== "" ? `/${pg.database}` : ""
+  return `${pg.host}:${pg.port}${database}${notes.length === 0 ? "" : ` (${notes.join("; ")})`}`
 }
 
 /**

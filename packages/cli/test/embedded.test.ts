@@ -177,7 +177,7 @@ process.exitCode = 3
         )
 
         const both = await run(["status", "--embedded", "--database-url", "postgres://elsewhere/db"], { cwd })
-        expect(both.code).toBe(1)
+        expect(both.code).toBe(2) // what was typed is wrong: a usage error
         expect(both.stderr.trim()).toBe("pgwatch: --embedded and --database-url name two databases: give one")
 
         const migrated = await run(["migrate", "--embedded"], { cwd })

@@ -559,19 +559,22 @@ export const removeConsumer = (consumerId: string): Effect.Effect<Removed, Admin
     return yield* sql.withTransaction(Effect.gen(function*() {
       const [row] = yield* sql<{ state: RunState; running_host: string | null; running_pid: number | null }>`
         SELECT ${runState(sql)} AS state, c.running_host, c.running_pid
-          FROM ${schema}.consumer c WHERE c.id = ${consumer.id} FOR UPDATE`
-      if (row?.state === "running") {
-        return yield* new AdminError({
-          reason: "ConsumerRunning",
-          message: `consumer "${consumer.id}" is running (on ${row.running_host}:${row.running_pid}); stop it first`
-        })
-      }
+          FROM ${schema}.consumer c WHERE c.id = ${consumer.id}`
+      const running = new AdminError({
+        reason: "ConsumerRunning",
+        message: `consumer "${consumer.id}" is running (on ${row?.running_host}:${row?.running_pid}); stop it first`
+      })
+      if (row?.state === "running") return yield* running
       const [counts] = yield* sql<{ dead_letters: string; redeliveries: string }>`
         WITH waiting AS (DELETE FROM ${schema}.waiting WHERE consumer_id = ${consumer.id})
         SELECT (SELECT count(*) FROM ${schema}.dead_letter WHERE consumer_id = ${consumer.id})::text AS dead_letters,
                (SELECT count(*) FROM ${schema}.redelivery WHERE consumer_id = ${consumer.id})::text AS redeliveries`
-      // Its dead letters and redeliveries go with it (ON DELETE CASCADE).
-      yield* sql`DELETE FROM ${schema}.consumer WHERE id = ${consumer.id}`
+      // Its dead letters and redeliveries go with it (ON DELETE CASCADE). Checked again as it
+      // is deleted (no row lock: that would need UPDATE, which operators do not have).
+      const deleted = yield* sql`DELETE FROM ${schema}.consumer c WHERE c.id = ${consumer.id} AND ${runState(sql)} <> 'running' RETURNING c.id`
+      if (deleted.length === 0 && (yield* sql`SELECT 1 FROM ${schema}.consumer WHERE id = ${consumer.id}`).length > 0) {
+        return yield* running
+      }
       return {
         consumerId: consumer.id,
         deadLetters: Number(counts!.dead_letters),

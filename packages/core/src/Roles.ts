@@ -72,7 +72,7 @@ export const privileges: Readonly<Record<Kind, ReadonlyArray<Privilege>>> = {
   operator: [
     ...common,
     table("SELECT, DELETE", "notification_log"),
-    table("SELECT, UPDATE, DELETE", "consumer"),
+    table("SELECT, DELETE", "consumer"),
     table("SELECT, DELETE", "dead_letter"),
     table("SELECT, INSERT, UPDATE", "redelivery"),
     table("SELECT, DELETE", "waiting"),

@@ -165,6 +165,7 @@ describe("supervision", () => {
         )
         yield* sql`GRANT USAGE ON SCHEMA ${schema} TO ${sql(role)}`
         yield* sql`GRANT ALL ON ALL TABLES IN SCHEMA ${schema} TO ${sql(role)}`
+        yield* sql`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${schema} TO ${sql(role)}`
         yield* sql`REVOKE INSERT ON ${schema}.dead_letter FROM ${sql(role)}`
 
         // The consumer runs as that role, on its own connections.
