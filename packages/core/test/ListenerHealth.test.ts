@@ -23,15 +23,40 @@ const advanceUntil = (events: Queue.Dequeue<Listener.ListenerEvent>, tag: Listen
     return yield* Effect.dieMessage(`no ${tag} event`)
   })
 
+/** A client of its own that sends the listener's delivery probes, and how many it has sent. */
+const probeSender = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const client = new Pg.Client({ connectionString: databaseUrl })
+    await client.connect()
+    return client
+  }),
+  (client) => Effect.promise(() => client.end().catch(() => undefined))
+).pipe(Effect.map((client) => {
+  let sent = 0
+  return {
+    sent: () => sent,
+    send: (channel: string, payload: string) =>
+      Effect.promise(() => client.query("SELECT pg_notify($1, $2)", [channel, payload])).pipe(
+        Effect.tap(() => Effect.sync(() => sent++))
+      )
+  }
+}))
+
 /** Checks every 10 s with a 5 s time-out; reconnects after 100 ms. */
 const makeListener = (connect: () => Pg.Client) =>
-  Listener.make({
-    connect,
-    schema: freshSchema(),
-    healthCheckInterval: Duration.seconds(10),
-    healthCheckTimeout: Duration.seconds(5),
-    reconnectDelay: Duration.millis(100),
-    maxReconnectDelay: Duration.seconds(1)
+  Effect.gen(function*() {
+    const probes = yield* probeSender
+    const listener = yield* Listener.make({
+      connect,
+      sendProbe: probes.send,
+      schema: freshSchema(),
+      healthCheckInterval: Duration.seconds(10),
+      healthCheckTimeout: Duration.seconds(5),
+      reconnectDelay: Duration.millis(100),
+      maxReconnectDelay: Duration.seconds(1),
+      fallbackPollInterval: Duration.millis(250)
+    })
+    return { listener, probes }
   })
 
 describe("listener health check (TestClock)", () => {
@@ -39,7 +64,7 @@ describe("listener health check (TestClock)", () => {
     Effect.gen(function*() {
       const url = new URL(databaseUrl)
       const proxy = yield* makeProxy({ host: url.hostname, port: Number(url.port || 5432) })
-      const listener = yield* makeListener(() =>
+      const { listener } = yield* makeListener(() =>
         new Pg.Client({
           host: "127.0.0.1",
           port: proxy.port,
@@ -69,7 +94,7 @@ describe("listener health check (TestClock)", () => {
 
   it.scoped("a healthy connection passes its checks and is kept", () =>
     Effect.gen(function*() {
-      const listener = yield* makeListener(() => new Pg.Client({ connectionString: databaseUrl }))
+      const { listener } = yield* makeListener(() => new Pg.Client({ connectionString: databaseUrl }))
       const events = yield* listener.subscribe([freshChannel()])
       expect((yield* Queue.take(events))._tag).toBe("Listening")
       for (let i = 0; i < 6; i++) {
