@@ -151,6 +151,13 @@ const listen = Command.make(
     shutdownTimeout: Options.float("shutdown-timeout").pipe(
       Options.withDescription("Seconds in-flight handlers get to finish after SIGINT/SIGTERM before they are abandoned."),
       Options.withDefault(10)
+    ),
+    listenUrl: Options.text("listen-url").pipe(
+      Options.withDescription(
+        "A direct or session-mode PostgreSQL URL for the LISTEN connection, when --database-url goes through a pooler in " +
+          "transaction mode. Default: the config file's database.listenUrl, else PGWATCH_LISTEN_URL, else the same as the rest."
+      ),
+      Options.optional
     )
   },
   (options) =>
@@ -177,7 +184,12 @@ const listen = Command.make(
         ))
         return yield* Output.err(`${selected.length} consumer(s) from ${loaded.path}`)
       }
-      const target = yield* Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config: Option.some(loaded) })
+      const target = yield* Database.resolve({
+        databaseUrl: options.databaseUrl,
+        schema: options.schema,
+        config: Option.some(loaded),
+        listenUrl: options.listenUrl
+      })
       const pageSize = yield* Option.match(options.maxBatchSize, {
         onNone: () => Effect.succeedNone,
         onSome: (n) =>

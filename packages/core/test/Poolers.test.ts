@@ -3,7 +3,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Logger, Option, Redacted, Schedule } from "effect"
 import * as Migrator from "../src/Migrator.js"
 import * as PgWatch from "../src/PgWatch.js"
-import { pgbouncerBinary, skipReason, startPgBouncer } from "./pgbouncer.js"
+import { pgbouncerBinary, skipReason, startPgBouncer } from "../../../test-support/pgbouncer.js"
 import { databaseUrl, freshChannel, freshSchema, query, rawClient, recordingConsumer, start, takeN, testOptions } from "./utils.js"
 
 if (pgbouncerBinary === undefined) console.warn(skipReason)
