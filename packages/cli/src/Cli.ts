@@ -429,7 +429,7 @@ const status = Command.make(
         } else {
           const now = Date.now()
           yield* Output.out(Output.table(
-            ["CONSUMER", "CHANNEL", "LAST ID", "LAST SAVED", "HANDLED", "PENDING", "LAG", "DEAD", "QUEUED", "LAST ERROR"],
+            ["CONSUMER", "CHANNEL", "LAST ID", "LAST SAVED", "HANDLED", "PENDING", "LAG", "DEAD", "QUEUED", "DELIVERY", "LAST ERROR"],
             rows.flatMap((r) =>
               r.byChannel.map((c, i) => [
                 i === 0 ? r.id : "",
@@ -441,6 +441,7 @@ const status = Command.make(
                 c.pending === 0 ? "-" : Output.age(c.lagSeconds),
                 String(c.deadLetters),
                 i === 0 ? String(r.redeliveries) : "",
+                i === 0 ? (r.deliveryMode ?? "-") : "",
                 i === 0 && r.lastError !== null ? Output.clip(r.lastError) : ""
               ])
             )

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Logger, Option, Redacted, Schedule } from "effect"
+import * as Admin from "../src/Admin.js"
 import * as Migrator from "../src/Migrator.js"
 import * as PgWatch from "../src/PgWatch.js"
 import { pgbouncerBinary, skipReason, startPgBouncer } from "../../../test-support/pgbouncer.js"
@@ -47,13 +48,9 @@ const waitingPid = (consumerId: string) =>
     return Option.fromNullable(rows[0]?.pid)
   })
 
+/** What `pgwatch status` shows as DELIVERY. */
 const deliveryMode = (consumerId: string) =>
-  Effect.gen(function*() {
-    const { settings, sql } = yield* PgWatch.PgWatch
-    const rows = yield* sql<{ mode: string | null }>`
-      SELECT delivery_mode AS mode FROM ${sql(settings.schema)}.consumer WHERE id = ${consumerId}`
-    return rows[0]?.mode ?? null
-  })
+  Effect.map(Admin.status({ consumerIds: [consumerId] }), (rows) => rows[0]?.deliveryMode ?? null)
 
 /** Waits (polling the table, not sleeping blindly) until `effect` yields what `ok` accepts. */
 const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, ok: (a: A) => boolean) =>
