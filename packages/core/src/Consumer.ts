@@ -14,6 +14,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type { StartFrom } from "./internal/cursor.js"
+import { describeError } from "./internal/logText.js"
 import * as Running from "./internal/running.js"
 import type { Notification } from "./Notification.js"
 import { defaults, PgWatch } from "./PgWatch.js"
@@ -231,7 +232,7 @@ export const layer = <R>(consumer: Consumer<R>, options: RunOptions = {}): Layer
     const subscribed = yield* Deferred.make<void>()
     const supervised = runUntil(consumer, stop, { ...options, subscribed }).pipe(
       Effect.tapErrorCause((cause) =>
-        Effect.logError(`pgwatch: consumer ${consumer.id} stopped on an error; restarting`, Cause.squash(cause))
+        Effect.logError(`pgwatch: consumer ${consumer.id} stopped on an error; restarting: ${describeError(Cause.squash(cause))}`)
       ),
       Effect.retry(Schedule.exponential("500 millis").pipe(Schedule.union(Schedule.spaced("30 seconds")))),
       Effect.annotateLogs("consumer", consumer.id)

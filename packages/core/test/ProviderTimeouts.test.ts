@@ -54,4 +54,41 @@ describe("provider-style time-outs", () => {
         expect(lines.filter((line) => /restarting|listen connection lost/.test(line))).toEqual([])
       }).pipe(Effect.provide(layer), Effect.provide(logger))
     }).pipe(Effect.scoped), 90_000)
+
+  it.live("a consumer that restarts on a database error logs one line with PostgreSQL's message and code", () =>
+    Effect.gen(function*() {
+      const schema = freshSchema()
+      yield* Migrator.migrate({ schema }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(databaseUrl) })))
+      const admin = yield* rawClient
+      yield* Effect.addFinalizer(() => query(admin, `DROP SCHEMA "${schema}" CASCADE`))
+      const lines: Array<string> = []
+      const logger = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ logLevel, message }) => {
+          lines.push(`${logLevel.label} ${(Array.isArray(message) ? message : [message]).map(String).join(" ")}`)
+        })
+      )
+      const layer = PgWatch.layer({ ...testOptions, schema }).pipe(
+        Layer.provideMerge(PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 4 }))
+      )
+      yield* Effect.gen(function*() {
+        const channel = freshChannel()
+        const { consumer, received } = yield* recordingConsumer({ id: "broken_table", channels: [channel] })
+        const stop = yield* start(consumer)
+        yield* PgWatch.notify(channel, "first")
+        yield* takeN(received, 1)
+        // The consumer's next poll reads a table that is gone.
+        yield* query(admin, `ALTER TABLE "${schema}".redelivery RENAME TO redelivery_gone`)
+        for (let i = 0; i < 500 && !lines.some((line) => line.includes("restarting")); i++) yield* Effect.sleep("20 millis")
+        yield* query(admin, `ALTER TABLE "${schema}".redelivery_gone RENAME TO redelivery`)
+        const restart = lines.find((line) => line.includes("restarting"))
+        expect(restart).toMatch(
+          new RegExp(`^ERROR pgwatch: consumer broken_table stopped on an error; restarting: relation "${schema}.redelivery" does not exist \\(42P01\\)$`)
+        )
+        // It restarts from its saved position (at least once: "first" may come again), and goes on.
+        yield* PgWatch.notify(channel, "after")
+        while ((yield* takeN(received, 1, "20 seconds"))[0]!.payload !== "after");
+        yield* stop
+      }).pipe(Effect.provide(layer), Effect.provide(logger))
+    }).pipe(Effect.scoped), 60_000)
 })
