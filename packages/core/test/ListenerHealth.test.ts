@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Option, Queue, TestClock } from "effect"
+import { Chunk, Duration, Effect, Option, Queue, TestClock } from "effect"
 import * as Pg from "pg"
 import * as Listener from "../src/internal/listener.js"
 import { makeProxy } from "./proxy.js"
@@ -18,7 +18,8 @@ const advanceUntil = (events: Queue.Dequeue<Listener.ListenerEvent>, tag: Listen
       const event = yield* Queue.poll(events)
       if (Option.isSome(event) && event.value._tag === tag) return { event: event.value, elapsed: i }
       yield* TestClock.adjust(step)
-      yield* realSleep(20)
+      // Room for real I/O (a connection, its delivery probe) between two steps.
+      yield* realSleep(50)
     }
     return yield* Effect.dieMessage(`no ${tag} event`)
   })
@@ -94,13 +95,23 @@ describe("listener health check (TestClock)", () => {
 
   it.scoped("a healthy connection passes its checks and is kept", () =>
     Effect.gen(function*() {
-      const { listener } = yield* makeListener(() => new Pg.Client({ connectionString: databaseUrl }))
+      let probesArrived = 0
+      const { listener, probes } = yield* makeListener(() => {
+        const client = new Pg.Client({ connectionString: databaseUrl })
+        client.on("notification", (message) => message.channel.startsWith("pgwatch_probe_") && probesArrived++)
+        return client
+      })
       const events = yield* listener.subscribe([freshChannel()])
       expect((yield* Queue.take(events))._tag).toBe("Listening")
-      for (let i = 0; i < 6; i++) {
+      for (let i = 1; i <= 6; i++) {
         yield* TestClock.adjust("10 seconds")
-        yield* realSleep(20)
+        // Each check sends a probe through the pool and it comes back before its time-out:
+        // the check has passed once the next one is scheduled, 10 s on.
+        const now = yield* TestClock.currentTimeMillis
+        while (!Chunk.toReadonlyArray(yield* TestClock.sleeps()).includes(now + 10_000)) yield* realSleep(10)
+        expect(probesArrived).toBe(i + 1)
       }
+      expect(probes.sent()).toBe(7)
       expect(yield* Queue.size(events)).toBe(0)
     }))
 })
