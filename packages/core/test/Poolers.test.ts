@@ -22,7 +22,7 @@ const capturedLogs = () => {
 }
 
 /** Far longer than any test waits: a notification that arrives came by wake-up or fallback poll. */
-const SLOW_POLL = { ...testOptions, pollInterval: "30 seconds" } satisfies PgWatch.Options
+const SLOW_POLL = { ...testOptions, pollInterval: "30 seconds", healthCheckTimeout: "3 seconds" } satisfies PgWatch.Options
 
 /** A migrated schema of its own (migrated directly: the pooler is what is under test), dropped afterwards. */
 const migratedSchema = Effect.acquireRelease(
