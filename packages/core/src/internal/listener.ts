@@ -239,8 +239,8 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
           if (!deaf) {
             deaf = true
             yield* Effect.logWarning(
-              `pgwatch: ${reason}. It goes through a pooler in transaction mode (e.g. PgBouncer pool_mode=transaction, ` +
-                `a provider's "pooled" URL), where LISTEN cannot work. Consumers poll every ` +
+              `pgwatch: ${reason}. This is what a pooler in transaction mode does (e.g. PgBouncer pool_mode=transaction, ` +
+                `a provider's "pooled" URL): LISTEN cannot work through it. Consumers poll every ` +
                 `${Duration.format(options.fallbackPollInterval)} meanwhile. Fix: set listenUrl ` +
                 `(PGWATCH_LISTEN_URL, pgwatch --listen-url) to a direct or session-mode connection.`
             )

@@ -56,6 +56,9 @@ interface RedeliveryRow {
   readonly requested_at: string
 }
 
+/** How new rows reach a reader (`consumer.delivery_mode`, shown by `status`). */
+type DeliveryMode = "wake-ups" | "polling"
+
 const SHORTEST_RECHECK = Duration.millis(1)
 
 /**
@@ -116,8 +119,8 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     let waitFor: Duration.Duration | undefined
     let redeliveriesDueAt = 0
     // How new rows reach this reader, for `status`: as it is, and as last written.
-    let deliveryMode: "wake-ups" | "polling" = "polling"
-    let writtenMode: string | undefined
+    let deliveryMode: DeliveryMode = "polling"
+    let writtenMode: DeliveryMode | undefined
     const quietPageRows = Math.max(1, Math.floor(Duration.toSeconds(options.busyReadInterval) * KEEP_UP_RATE))
     // Redelivery requests emitted and not yet cleared (by log id and request time).
     const redelivered = new Set<string>()
