@@ -48,12 +48,14 @@ export const describeError = (error: unknown): string => {
       break
     }
     const e = current as WithCause
-    const message = typeof e.message === "string" ? e.message.split("\n")[0]! : ""
+    const text = typeof e.message === "string" ? e.message : ""
     const generic = e._tag === "SqlError" && e.cause !== undefined
     if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) {
-      parts.push(`${message} (${e.code})`)
+      // The server's whole message (it may quote user input with newlines: escaped below).
+      parts.push(`${text} (${e.code})`)
       break
     }
+    const message = text.split("\n")[0]!
     if (message !== "" && !generic) parts.push(message)
     current = e.cause
   }
