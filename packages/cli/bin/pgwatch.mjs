@@ -17,6 +17,26 @@ import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { builtIsFresh } from "./source-hash.mjs"
 
+// Started by `npx pgwatch` or `npm exec`, pgwatch runs under `sh -c`: on SIGTERM npm passes
+// the signal to that shell only, which dies without passing it on, and npm exits; pgwatch
+// would be left running, orphaned. So when the process that started us is gone, we stop as if
+// we had got SIGTERM (a graceful stop). npm does not wait for that: under a process manager,
+// start node_modules/.bin/pgwatch itself (see the README's "Deploying").
+// (A Ctrl-C reaches pgwatch itself, with the shell: that stop is already under way.)
+if (process.env.npm_command === "exec") {
+  const parent = process.ppid
+  let signalled = false
+  for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => (signalled = true))
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return
+    clearInterval(watch)
+    if (signalled) return
+    process.stderr.write("pgwatch: npm exec (npx), which started pgwatch, has exited without passing its signal on\n")
+    process.kill(process.pid, "SIGTERM")
+  }, 200)
+  watch.unref()
+}
+
 const here = fileURLToPath(import.meta.url)
 const sourceEntry = NodePath.resolve(NodePath.dirname(here), "..", "src", "bin.ts")
 

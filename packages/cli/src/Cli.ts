@@ -127,6 +127,13 @@ const listen = Command.make(
       "shutdown-timeout",
       "Seconds in-flight handlers get to finish after SIGINT/SIGTERM before they are abandoned. " +
         "Default: PGWATCH_SHUTDOWN_TIMEOUT, else 10."
+    ),
+    listenUrl: Options.text("listen-url").pipe(
+      Options.withDescription(
+        "A direct or session-mode PostgreSQL URL for the LISTEN connection, when --database-url goes through a pooler in " +
+          "transaction mode. Default: the config file's database.listenUrl, else PGWATCH_LISTEN_URL, else the same as the rest."
+      ),
+      Options.optional
     )
   },
   (options) =>
@@ -153,7 +160,7 @@ const listen = Command.make(
         ))
         return yield* Output.err(`${selected.length} consumer(s) from ${loaded.path}`)
       }
-      const target = yield* targetFor(options, Option.some(loaded))
+      const target = yield* targetFor(options, Option.some(loaded), options.listenUrl)
       // The library's settings from the environment (PgWatch.config); a flag overrides its own.
       const fromEnv = yield* Effect.flatMap(PgWatch.config, (env) => PgWatch.resolve({ ...env, schema: target.schema }))
       yield* Listen.run({
@@ -426,6 +433,7 @@ const status = Command.make(
               "LAG",
               "DEAD LETTERS",
               "QUEUED",
+              "DELIVERY",
               "ATTEMPT",
               "ERROR"
             ],
@@ -441,6 +449,7 @@ const status = Command.make(
                 c.pending === 0 ? "-" : Output.age(c.lagSeconds),
                 String(c.deadLetters),
                 i === 0 ? String(r.redeliveries) : "",
+                i === 0 ? (r.deliveryMode ?? "-") : "",
                 i === 0 && r.currentError !== null ? String(r.currentError.attempt) : "",
                 i === 0 ? errorText(r, now) : ""
               ])

@@ -11,7 +11,7 @@
  *     orders: "./src/orders/consumers.ts",
  *     billing: () => import("./src/billing/consumers.js")
  *   },
- *   database: { url: process.env.APP_DATABASE_URL },
+ *   database: { url: process.env.APP_DATABASE_URL, listenUrl: process.env.APP_DIRECT_URL },
  *   schema: "pgwatch"
  * })
  * ```
@@ -55,6 +55,12 @@ export interface DatabaseConfig {
   readonly user?: string | undefined
   readonly password?: string | undefined
   readonly ssl?: boolean | undefined
+  /**
+   * A direct or session-mode URL for the LISTEN connection, when the others go through a
+   * pooler in transaction mode (where LISTEN cannot work). Default `PGWATCH_LISTEN_URL`, else
+   * the same settings as the rest.
+   */
+  readonly listenUrl?: string | undefined
 }
 
 /**
@@ -117,7 +123,8 @@ const DatabaseSchema = Schema.Union(
     database: Schema.optional(Schema.UndefinedOr(Schema.String)),
     user: Schema.optional(Schema.UndefinedOr(Schema.String)),
     password: Schema.optional(Schema.UndefinedOr(Schema.String)),
-    ssl: Schema.optional(Schema.UndefinedOr(Schema.Boolean))
+    ssl: Schema.optional(Schema.UndefinedOr(Schema.Boolean)),
+    listenUrl: Schema.optional(Schema.UndefinedOr(Schema.String))
   })
 )
 

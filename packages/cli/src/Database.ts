@@ -1,9 +1,11 @@
 /**
  * Which database and schema a command works on, and the layers that reach them.
  *
- * Precedence, highest first: command-line flags (`--database-url`, `--schema`), the config
- * file (`database`, `schema`), the environment (`PGWATCH_DATABASE_URL` or `DATABASE_URL`, the
- * `PG*` variables, `PGWATCH_SCHEMA`), then defaults (pg's own: localhost:5432; schema `pgwatch`).
+ * Precedence, highest first: command-line flags (`--database-url`, `--schema`, `--listen-url`),
+ * the config file (`database`, `schema`, `database.listenUrl`), the environment
+ * (`PGWATCH_DATABASE_URL` or `DATABASE_URL`, the `PG*` variables, `PGWATCH_SCHEMA`,
+ * `PGWATCH_LISTEN_URL`), then defaults (pg's own: localhost:5432; schema `pgwatch`; the listen
+ * connection like the others).
  *
  * @since 0.1.0
  */
@@ -35,6 +37,8 @@ export interface Target {
   /** Whether anything named a database (a flag, the config file or the environment). */
   readonly configured: boolean
   readonly schema: string
+  /** Where the LISTEN connection goes, if not where the others go. */
+  readonly listenUrl?: Redacted.Redacted | undefined
 }
 
 /**
@@ -45,6 +49,7 @@ export interface TargetOptions {
   readonly databaseUrl: Option.Option<string>
   readonly schema: Option.Option<string>
   readonly config: Option.Option<ConfigFile.Loaded>
+  readonly listenUrl?: Option.Option<string> | undefined
 }
 
 const fromUrl = (url: string): PgClient.PgClientConfig => ({ url: Redacted.make(url) })
@@ -129,7 +134,13 @@ export const resolve = (options: TargetOptions): Effect.Effect<Target, ConfigErr
       Option.orElse(options.schema, () => Option.orElse(Option.flatMapNullable(file, (c) => c.schema), () => envSchema)),
       () => PgWatch.defaults.schema
     )
-    return { client, label: label(client), configured, schema }
+    const fileListenUrl = Option.flatMapNullable(fileDatabase, (database) => typeof database === "string" ? undefined : database.listenUrl)
+    const envListenUrl = yield* Config.option(Config.string("PGWATCH_LISTEN_URL"))
+    const listenUrl = Option.getOrUndefined(Option.map(
+      Option.orElse(options.listenUrl ?? Option.none(), () => Option.orElse(fileListenUrl, () => envListenUrl)),
+      Redacted.make
+    ))
+    return { client, label: label(client), configured, schema, listenUrl }
   })
 
 const CONNECTION_CODES: Record<string, string> = {
@@ -200,9 +211,5 @@ export const sqlLayer = (target: Target): Layer.Layer<PgClient.PgClient | SqlCli
 export const watchLayer = (
   target: Target,
   options: PgWatch.Options = {}
-): Layer.Layer<
-  PgWatch.PgWatch | PgClient.PgClient | SqlClient.SqlClient,
-  CliError | PgWatchError | SqlError | ConfigError.ConfigError
-> =>
-  Layer.unwrapEffect(Effect.map(PgWatch.config, (fromEnv) =>
-    PgWatch.layer({ ...fromEnv, ...options, schema: target.schema }).pipe(Layer.provideMerge(sqlLayer(target)))))
+): Layer.Layer<PgWatch.PgWatch | PgClient.PgClient | SqlClient.SqlClient, CliError | PgWatchError | SqlError> =>
+  PgWatch.layer({ listenUrl: target.listenUrl, ...options, schema: target.schema }).pipe(Layer.provideMerge(sqlLayer(target)))

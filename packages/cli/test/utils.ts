@@ -39,7 +39,7 @@ export interface Result {
 }
 
 /** The environment of a child: none of the developer's database settings leak in. */
-const childEnv = (env: RunOptions["env"]) => {
+export const childEnv = (env: RunOptions["env"]) => {
   const base: Record<string, string | undefined> = { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" }
   for (const key of Object.keys(base)) {
     if (/^PG|^PGWATCH_|^DATABASE_URL$/.test(key)) delete base[key]

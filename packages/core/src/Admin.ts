@@ -114,6 +114,11 @@ export interface ConsumerStatus {
   readonly deadLetters: number
   /** Notifications queued for redelivery (re-driven or replayed), not yet handled. */
   readonly redeliveries: number
+  /**
+   * How it learns of new rows when last running: by `wake-ups` (LISTEN works), or `polling`
+   * (its listen connection was lost or cannot deliver, e.g. behind a transaction pooler).
+   */
+  readonly deliveryMode: "wake-ups" | "polling" | null
   readonly byChannel: ReadonlyArray<ChannelStatus>
 }
 
@@ -136,6 +141,7 @@ interface StatusRow {
   readonly updated_at: Date
   readonly last_error: string | null
   readonly redeliveries: string
+  readonly delivery_mode: "wake-ups" | "polling" | null
   readonly channel: string
   readonly pending: string
   readonly oldest_pending_at: Date | null
@@ -174,7 +180,7 @@ export const status = (
              greatest(c.handled - c.dead_lettered, 0)::text AS handled, c.dead_lettered::text,
              c.last_log_id::text,
              (SELECT l.created_at FROM ${schema}.notification_log l WHERE l.id = c.last_log_id) AS last_log_at,
-             c.updated_at, c.last_error,
+             c.updated_at, c.last_error, c.delivery_mode,
              (SELECT count(*) FROM ${schema}.redelivery r WHERE r.consumer_id = c.id)::text AS redeliveries,
              ch.channel, p.pending::text, p.oldest AS oldest_pending_at,
              extract(epoch FROM now() - p.oldest)::float8 AS lag_seconds,
@@ -233,6 +239,7 @@ export const status = (
       lagSeconds: channels.reduce((max, c) => Math.max(max, c.lagSeconds), 0),
       deadLetters: channels.reduce((sum, c) => sum + c.deadLetters, 0),
       redeliveries: Number(first.redeliveries),
+      deliveryMode: first.delivery_mode,
       byChannel: channels
     }))
   }).pipe(Effect.withSpan("Admin.status"))

@@ -37,6 +37,11 @@ export interface Settings {
   /** The longest a caught-up consumer waits without a wake-up before it looks at the log. */
   readonly pollInterval: Duration.Duration
   /**
+   * How often a caught-up consumer looks at the log while no wake-ups can come: the listen
+   * connection is lost or cannot deliver (a pooler in transaction mode). Default 250 ms.
+   */
+  readonly fallbackPollInterval: Duration.Duration
+  /**
    * While writers outpace a consumer, the pause between its partial pages that lets rows
    * gather: fewer, fuller reads, and the server's time goes to the writers. It delays delivery
    * only then (by at most this much); a consumer that keeps up is woken at once. Default 25 ms.
@@ -80,6 +85,7 @@ export interface Options extends Partial<Omit<Settings, `${string}Interval` | `$
     readonly maxRetries?: number | undefined
   } | undefined
   readonly pollInterval?: Duration.DurationInput | undefined
+  readonly fallbackPollInterval?: Duration.DurationInput | undefined
   readonly busyReadInterval?: Duration.DurationInput | undefined
   readonly commitInterval?: Duration.DurationInput | undefined
   readonly healthCheckInterval?: Duration.DurationInput | undefined
@@ -89,7 +95,14 @@ export interface Options extends Partial<Omit<Settings, `${string}Interval` | `$
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   /** Apply pending migrations when the layer starts. Default false. */
   readonly migrate?: boolean | undefined
-  /** Opens the listen connection; by default a `pg.Client` with the `PgClient`'s settings. */
+  /**
+   * Where the LISTEN connection goes, when the `PgClient` goes through a pooler in transaction
+   * mode (where LISTEN cannot work): a direct or session-mode URL to the same database. What
+   * it leaves out (user, password) comes from the `PG*` variables. Default: the `PgClient`'s
+   * settings.
+   */
+  readonly listenUrl?: Redacted.Redacted | undefined
+  /** Opens the listen connection; by default a `pg.Client` to `listenUrl` or with the `PgClient`'s settings. */
   readonly connectListener?: (() => Pg.Client) | undefined
 }
 
@@ -101,6 +114,7 @@ export const defaults: Settings = {
   schema: "pgwatch",
   pageSize: 1000,
   pollInterval: Duration.seconds(5),
+  fallbackPollInterval: Duration.millis(250),
   busyReadInterval: Duration.millis(25),
   commitInterval: Duration.millis(50),
   healthCheckInterval: Duration.seconds(10),
@@ -141,6 +155,7 @@ export const resolve = (options: Options): Effect.Effect<Settings, PgWatchError>
     schema: options.schema ?? defaults.schema,
     pageSize: options.pageSize ?? defaults.pageSize,
     pollInterval: Duration.decode(options.pollInterval ?? defaults.pollInterval),
+    fallbackPollInterval: Duration.decode(options.fallbackPollInterval ?? defaults.fallbackPollInterval),
     busyReadInterval: Duration.decode(options.busyReadInterval ?? defaults.busyReadInterval),
     commitInterval: Duration.decode(options.commitInterval ?? defaults.commitInterval),
     healthCheckInterval: Duration.decode(options.healthCheckInterval ?? defaults.healthCheckInterval),
@@ -169,17 +184,22 @@ export const resolve = (options: Options): Effect.Effect<Settings, PgWatchError>
   return Effect.succeed(settings)
 }
 
-/** The listen connection gets the same server and credentials as the query pool. */
-const listenerClient = (config: PgClient.PgClientConfig) => () =>
+/**
+ * The listen connection goes to `listenUrl` when given (TLS settings still the pool's), else to
+ * the same server with the same credentials as the query pool.
+ */
+const listenerClient = (config: PgClient.PgClientConfig, listenUrl: Redacted.Redacted | undefined) => () =>
   new Pg.Client({
-    ...(config.url ? { connectionString: Redacted.value(config.url) } : {}),
-    ...(config.host !== undefined ? { host: config.host } : {}),
-    ...(config.port !== undefined ? { port: config.port } : {}),
-    ...(config.database !== undefined ? { database: config.database } : {}),
-    ...(config.username !== undefined ? { user: config.username } : {}),
-    ...(config.password !== undefined ? { password: Redacted.value(config.password) } : {}),
+    ...(listenUrl !== undefined ? { connectionString: Redacted.value(listenUrl) } : {
+      ...(config.url ? { connectionString: Redacted.value(config.url) } : {}),
+      ...(config.host !== undefined ? { host: config.host } : {}),
+      ...(config.port !== undefined ? { port: config.port } : {}),
+      ...(config.database !== undefined ? { database: config.database } : {}),
+      ...(config.username !== undefined ? { user: config.username } : {}),
+      ...(config.password !== undefined ? { password: Redacted.value(config.password) } : {}),
+      ...(config.stream !== undefined ? { stream: config.stream } : {})
+    }),
     ...(config.ssl !== undefined ? { ssl: config.ssl } : {}),
-    ...(config.stream !== undefined ? { stream: config.stream } : {}),
     application_name: "pgwatch listener",
     connectionTimeoutMillis: 10_000,
     keepAlive: true,
@@ -202,15 +222,18 @@ export const make = (options: Options = {}) =>
     }
     yield* ensureMigrated(sql, settings.schema)
     // Consumers of processes that died without unregistering would make producers NOTIFY
-    // for nobody; their listen connections are gone, which is how they are recognised.
+    // for nobody; their listen connections are gone, which is how they are recognised
+    // (registrations hold the pid the server reports, so a pooler's fake pid never matches).
     yield* sql`SELECT ${sql(settings.schema)}.forget_dead_waiters()`
     const listener = yield* Listener.make({
-      connect: options.connectListener ?? listenerClient(sql.config),
+      connect: options.connectListener ?? listenerClient(sql.config, options.listenUrl),
+      sendProbe: (channel, payload) => sql`SELECT pg_notify(${channel}, ${payload})`,
       schema: settings.schema,
       healthCheckInterval: settings.healthCheckInterval,
       healthCheckTimeout: settings.healthCheckTimeout,
       reconnectDelay: settings.reconnectDelay,
-      maxReconnectDelay: settings.maxReconnectDelay
+      maxReconnectDelay: settings.maxReconnectDelay,
+      fallbackPollInterval: settings.fallbackPollInterval
     })
     return { settings, sql, listener } satisfies PgWatch
   })
@@ -235,9 +258,10 @@ export const layer = (options: Options = {}): Layer.Layer<PgWatch, PgWatchError 
 
 /**
  * Settings from the environment: `PGWATCH_SCHEMA`, `PGWATCH_PAGE_SIZE`, `PGWATCH_POLL_INTERVAL`
- * (a duration such as `5 seconds`), `PGWATCH_HEALTH_CHECK_INTERVAL`, `PGWATCH_HEALTH_CHECK_TIMEOUT`,
- * `PGWATCH_RECONNECT_DELAY`, `PGWATCH_SHUTDOWN_TIMEOUT`, `PGWATCH_RETRY_BASE_DELAY`,
- * `PGWATCH_RETRY_MAX_DELAY`, `PGWATCH_MAX_RETRIES`; each optional.
+ * (a duration such as `5 seconds`), `PGWATCH_FALLBACK_POLL_INTERVAL`, `PGWATCH_HEALTH_CHECK_INTERVAL`,
+ * `PGWATCH_HEALTH_CHECK_TIMEOUT`, `PGWATCH_RECONNECT_DELAY`, `PGWATCH_SHUTDOWN_TIMEOUT`,
+ * `PGWATCH_RETRY_BASE_DELAY`, `PGWATCH_RETRY_MAX_DELAY`, `PGWATCH_MAX_RETRIES`, `PGWATCH_LISTEN_URL`;
+ * each optional.
  *
  * @since 0.1.0
  * @category config
@@ -246,6 +270,9 @@ export const config: Config.Config<Options> = Config.all({
   schema: Config.string("PGWATCH_SCHEMA").pipe(Config.withDefault(defaults.schema)),
   pageSize: Config.integer("PGWATCH_PAGE_SIZE").pipe(Config.withDefault(defaults.pageSize)),
   pollInterval: Config.duration("PGWATCH_POLL_INTERVAL").pipe(Config.withDefault(defaults.pollInterval)),
+  fallbackPollInterval: Config.duration("PGWATCH_FALLBACK_POLL_INTERVAL").pipe(
+    Config.withDefault(defaults.fallbackPollInterval)
+  ),
   healthCheckInterval: Config.duration("PGWATCH_HEALTH_CHECK_INTERVAL").pipe(
     Config.withDefault(defaults.healthCheckInterval)
   ),
@@ -256,7 +283,8 @@ export const config: Config.Config<Options> = Config.all({
     baseDelay: Config.duration("PGWATCH_RETRY_BASE_DELAY").pipe(Config.withDefault(defaults.retry.baseDelay)),
     maxDelay: Config.duration("PGWATCH_RETRY_MAX_DELAY").pipe(Config.withDefault(defaults.retry.maxDelay)),
     maxRetries: Config.integer("PGWATCH_MAX_RETRIES").pipe(Config.withDefault(defaults.retry.maxRetries))
-  })
+  }),
+  listenUrl: Config.option(Config.redacted("PGWATCH_LISTEN_URL")).pipe(Config.map(Option.getOrUndefined))
 })
 
 /**

@@ -65,6 +65,7 @@ export const stream = (options: Options): Stream.Stream<Delivery, SqlError | PgW
       start,
       pageSize: options.pageSize ?? watch.settings.pageSize,
       pollInterval: watch.settings.pollInterval,
+      fallbackPollInterval: watch.settings.fallbackPollInterval,
       busyReadInterval: watch.settings.busyReadInterval,
       listener: watch.listener,
       subscribed: options.subscribed

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Option, Queue, TestClock } from "effect"
+import { Chunk, Duration, Effect, Option, Queue, TestClock } from "effect"
 import * as Pg from "pg"
 import * as Listener from "../src/internal/listener.js"
 import { makeProxy } from "./proxy.js"
@@ -18,20 +18,46 @@ const advanceUntil = (events: Queue.Dequeue<Listener.ListenerEvent>, tag: Listen
       const event = yield* Queue.poll(events)
       if (Option.isSome(event) && event.value._tag === tag) return { event: event.value, elapsed: i }
       yield* TestClock.adjust(step)
-      yield* realSleep(20)
+      // Room for real I/O (a connection, its delivery probe) between two steps.
+      yield* realSleep(50)
     }
     return yield* Effect.dieMessage(`no ${tag} event`)
   })
 
+/** A client of its own that sends the listener's delivery probes, and how many it has sent. */
+const probeSender = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const client = new Pg.Client({ connectionString: databaseUrl })
+    await client.connect()
+    return client
+  }),
+  (client) => Effect.promise(() => client.end().catch(() => undefined))
+).pipe(Effect.map((client) => {
+  let sent = 0
+  return {
+    sent: () => sent,
+    send: (channel: string, payload: string) =>
+      Effect.promise(() => client.query("SELECT pg_notify($1, $2)", [channel, payload])).pipe(
+        Effect.tap(() => Effect.sync(() => sent++))
+      )
+  }
+}))
+
 /** Checks every 10 s with a 5 s time-out; reconnects after 100 ms. */
 const makeListener = (connect: () => Pg.Client) =>
-  Listener.make({
-    connect,
-    schema: freshSchema(),
-    healthCheckInterval: Duration.seconds(10),
-    healthCheckTimeout: Duration.seconds(5),
-    reconnectDelay: Duration.millis(100),
-    maxReconnectDelay: Duration.seconds(1)
+  Effect.gen(function*() {
+    const probes = yield* probeSender
+    const listener = yield* Listener.make({
+      connect,
+      sendProbe: probes.send,
+      schema: freshSchema(),
+      healthCheckInterval: Duration.seconds(10),
+      healthCheckTimeout: Duration.seconds(5),
+      reconnectDelay: Duration.millis(100),
+      maxReconnectDelay: Duration.seconds(1),
+      fallbackPollInterval: Duration.millis(250)
+    })
+    return { listener, probes }
   })
 
 describe("listener health check (TestClock)", () => {
@@ -39,7 +65,7 @@ describe("listener health check (TestClock)", () => {
     Effect.gen(function*() {
       const url = new URL(databaseUrl)
       const proxy = yield* makeProxy({ host: url.hostname, port: Number(url.port || 5432) })
-      const listener = yield* makeListener(() =>
+      const { listener } = yield* makeListener(() =>
         new Pg.Client({
           host: "127.0.0.1",
           port: proxy.port,
@@ -69,13 +95,26 @@ describe("listener health check (TestClock)", () => {
 
   it.scoped("a healthy connection passes its checks and is kept", () =>
     Effect.gen(function*() {
-      const listener = yield* makeListener(() => new Pg.Client({ connectionString: databaseUrl }))
+      let probesArrived = 0
+      const { listener, probes } = yield* makeListener(() => {
+        const client = new Pg.Client({ connectionString: databaseUrl })
+        client.on("notification", (message) => message.channel.startsWith("pgwatch_probe_") && probesArrived++)
+        return client
+      })
       const events = yield* listener.subscribe([freshChannel()])
       expect((yield* Queue.take(events))._tag).toBe("Listening")
-      for (let i = 0; i < 6; i++) {
+      for (let i = 1; i <= 6; i++) {
+        // Each check sends a probe through the pool and it comes back before its time-out:
+        // the check has passed once the next one is scheduled, 10 s on (other timers may
+        // already wait for that instant).
+        const next = (yield* TestClock.currentTimeMillis) + 20_000
+        const waitingForNext = Effect.map(TestClock.sleeps(), Chunk.reduce(0, (n, at) => at === next ? n + 1 : n))
+        const before = yield* waitingForNext
         yield* TestClock.adjust("10 seconds")
-        yield* realSleep(20)
+        while ((yield* waitingForNext) === before) yield* realSleep(10)
+        expect(probesArrived).toBe(i + 1)
       }
+      expect(probes.sent()).toBe(7)
       expect(yield* Queue.size(events)).toBe(0)
     }))
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect } from "effect"
+import { ConfigProvider, Duration, Effect, Redacted } from "effect"
 import * as PgWatch from "../src/PgWatch.js"
 
 describe("settings", () => {
@@ -20,6 +20,22 @@ describe("settings", () => {
       expect(settings.retry.maxRetries).toBe(3)
       expect(Duration.toMillis(settings.retry.baseDelay)).toBe(200)
       expect(Duration.toMillis(settings.healthCheckInterval)).toBe(10_000)
+    }))
+
+  it.effect("the listen connection's URL and fallback poll come from the environment; the URL stays redacted", () =>
+    Effect.gen(function*() {
+      const options = yield* PgWatch.config.pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([
+          ["PGWATCH_LISTEN_URL", "postgres://app:s3cret@db-direct:5432/app"],
+          ["PGWATCH_FALLBACK_POLL_INTERVAL", "100 millis"]
+        ])))
+      )
+      expect(options.listenUrl && Redacted.value(options.listenUrl)).toBe("postgres://app:s3cret@db-direct:5432/app")
+      expect(String(options.listenUrl)).not.toContain("s3cret")
+      expect(Duration.toMillis((yield* PgWatch.resolve(options)).fallbackPollInterval)).toBe(100)
+      const defaults = yield* PgWatch.config.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
+      expect(defaults.listenUrl).toBeUndefined()
+      expect(Duration.toMillis((yield* PgWatch.resolve(defaults)).fallbackPollInterval)).toBe(250)
     }))
 
   it.effect("reject a bad page size, retry count or schema name with a clear message", () =>

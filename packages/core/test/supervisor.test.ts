@@ -61,7 +61,7 @@ describe("supervisor", () => {
     it("anything else is transient, described in one line", () => {
       expect(diagnoseFailure(pgError("57P01", "terminating connection due to administrator command"))).toEqual({
         _tag: "Transient",
-        description: "SqlError: Failed to execute statement (cause: terminating connection due to administrator command)"
+        description: "terminating connection due to administrator command (SQLSTATE 57P01)"
       })
       expect(diagnose("orders", "pgwatch", Cause.die(new TypeError("x.getTime is not a function")))).toEqual({
         _tag: "Transient",
@@ -108,7 +108,7 @@ describe("supervisor", () => {
       yield* Deferred.await(third)
       expect(yield* Ref.get(runs)).toEqual([0, 1000, 3000])
       expect(lines).toEqual([
-        "WARN pgwatch: consumer orders stopped on an error (failure 1); restarting in 1s: SqlError: Failed to execute statement (cause: terminating connection)",
+        "WARN pgwatch: consumer orders stopped on an error (failure 1); restarting in 1s: terminating connection (SQLSTATE 57P01)",
         "WARN pgwatch: consumer orders stopped on an error (failure 2); restarting in 2s: RangeError: Maximum call stack size exceeded"
       ])
       yield* Deferred.succeed(stop, undefined)

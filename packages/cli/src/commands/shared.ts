@@ -46,9 +46,13 @@ export interface Shared {
 }
 
 /** The database a command works on: the configured one, or with --embedded the embedded server (for the run). */
-export const targetFor = (options: Shared, config: Option.Option<ConfigFile.Loaded>) =>
+export const targetFor = (
+  options: Shared,
+  config: Option.Option<ConfigFile.Loaded>,
+  listenUrl: Option.Option<string> = Option.none()
+) =>
   !options.embedded
-    ? Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config })
+    ? Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config, listenUrl })
     : Option.isSome(options.databaseUrl)
     ? Effect.fail(new CliError({ reason: "InvalidInput", message: "--embedded and --database-url name two databases: give one" }))
     : EmbeddedTarget.embeddedTarget({

@@ -1,18 +1,25 @@
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
+import * as NodeCrypto from "node:crypto"
 import * as Pg from "pg"
 import { PgWatchError } from "../PgWatchError.js"
+import { describeError, escapeUntrusted } from "./logText.js"
 
 /**
  * What a subscriber hears from the listen connection. `Listening` comes once its channels are
- * LISTENed on a (new) connection, with that connection's backend pid: whatever was written
- * before may have been missed, so the subscriber catches up from the log.
+ * LISTENed on a (new) connection whose delivery has been proven, with the backend pid the
+ * server reports for it: whatever was written before may have been missed, so the subscriber
+ * catches up from the log. After `Lost` no wake-ups come until the next `Listening`: the
+ * connection broke, or it cannot deliver (a pooler in transaction mode), so subscribers poll.
  */
 export type ListenerEvent =
   | { readonly _tag: "Wake"; readonly channel: string; readonly redelivery: boolean }
@@ -22,12 +29,19 @@ export type ListenerEvent =
 export interface ListenerOptions {
   /** Opens a new connection; a fresh `pg.Client` each call. */
   readonly connect: () => Pg.Client
+  /**
+   * Sends `NOTIFY channel, payload` on another connection (the query pool): the probe that
+   * proves a NOTIFY committed elsewhere reaches the listen connection.
+   */
+  readonly sendProbe: (channel: string, payload: string) => Effect.Effect<unknown, unknown>
   /** The schema whose wake-ups to accept (payload `{"pgwatch":1,"schema":...}`). */
   readonly schema: string
   readonly healthCheckInterval: Duration.Duration
   readonly healthCheckTimeout: Duration.Duration
   readonly reconnectDelay: Duration.Duration
   readonly maxReconnectDelay: Duration.Duration
+  /** How often subscribers poll while no wake-ups come (said in the warning). */
+  readonly fallbackPollInterval: Duration.Duration
 }
 
 export interface Listener {
@@ -46,19 +60,38 @@ interface Subscriber {
 
 interface Connection {
   readonly client: Pg.Client
+  /** The server process behind the connection, as the server reports it (a pooler fakes the client's). */
   readonly pid: number
+  /** This connection's private channel for delivery probes. */
+  readonly probeChannel: string
   /** Fails when the connection breaks; the serve loop then reconnects. */
   readonly broken: Deferred.Deferred<never, PgWatchError>
 }
 
+/** The connection answers, but a NOTIFY committed elsewhere does not reach it. */
+class NotDelivering extends Data.TaggedError("NotDelivering")<{ readonly reason: string }> {}
+
 const listenerError = (message: string, cause?: unknown) =>
   new PgWatchError({ reason: "Listener", message, cause })
 
+const PROBE_PREFIX = "pgwatch_probe_"
+
+/** How often a channel's ignored foreign NOTIFYs may be reported. */
+const IGNORED_REPORT_INTERVAL = Duration.minutes(1)
+
 /**
- * One dedicated LISTEN connection shared by every subscriber of a process. Its health is
- * checked on a timer (`pg_listening_channels()` under a time-out) because a half-open socket
- * gives no error at all; on any failure it reconnects with backoff and tells subscribers,
- * who then catch up from the log. Timers use `Clock`, so tests drive them with `TestClock`.
+ * One dedicated LISTEN connection shared by every subscriber of a process.
+ *
+ * Each connection first proves delivery: it LISTENs on a private channel, a NOTIFY is sent
+ * there through the query pool, and it must arrive within the health-check time-out. Behind a
+ * pooler in transaction mode it never does (the LISTEN stays on whichever server connection
+ * ran it): then no channel is LISTENed (pooled server connections are not left listening), one
+ * warning names the cause and the fix, subscribers are told `Lost` (they poll at a short
+ * interval), and a new connection is tried every `maxReconnectDelay`. A proven connection
+ * opts out of the server's idle time-outs and repeats the probe on a timer: a half-open socket
+ * gives no error at all, and a changed server pid means a pooler switched its backend. On any
+ * failure it reconnects with backoff and tells subscribers, who then catch up from the log.
+ * Timers use `Clock`, so tests drive them with `TestClock`.
  */
 export const make = (options: ListenerOptions): Effect.Effect<Listener, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -68,20 +101,38 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
     const lock = yield* Effect.makeSemaphore(1)
     const incoming = yield* Queue.unbounded<Pg.Notification>()
     const firstAttempt = yield* Deferred.make<void>()
+    // Probes awaiting their NOTIFY, by payload.
+    const probes = new Map<string, Deferred.Deferred<void>>()
+    // Whether the last connection could not deliver (warned once until one can again).
+    let deaf = false
 
     const broadcast = (event: ListenerEvent) =>
       Effect.forEach(subscribers, (s) => Queue.offer(s.events, event), { discard: true })
 
-    const run = (connection: Connection, statement: string) =>
+    /** A statement on the listen connection; no answer within the time-out breaks it. */
+    const run = (connection: Connection, statement: string, what = `"${statement}"`) =>
       Effect.tryPromise({
         try: () => connection.client.query(statement),
-        catch: (cause) => listenerError(`"${statement}" failed on the listen connection`, cause)
-      }).pipe(Effect.tapError((error) => Deferred.fail(connection.broken, error)))
+        catch: (cause) => listenerError(`${what} failed on the listen connection`, cause)
+      }).pipe(
+        Effect.timeoutFail({
+          duration: options.healthCheckTimeout,
+          onTimeout: () =>
+            listenerError(`the listen connection did not answer ${what} in ${Duration.format(options.healthCheckTimeout)}`)
+        }),
+        Effect.tapError((error) => Deferred.fail(connection.broken, error))
+      )
 
     const listen = (connection: Connection, channels: Iterable<string>) =>
       Effect.forEach(channels, (channel) => run(connection, `LISTEN ${Pg.escapeIdentifier(channel)}`), { discard: true })
 
     const listenedChannels = () => new Set([...subscribers].flatMap((s) => [...s.channels]))
+
+    const serverPid = (connection: Connection) =>
+      Effect.map(
+        run(connection, "SELECT pg_backend_pid() AS pid", "a health check"),
+        (result) => Number((result.rows[0] as { readonly pid: number }).pid)
+      )
 
     const open = Effect.acquireRelease(
       Effect.gen(function*() {
@@ -96,31 +147,82 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
           try: () => client.connect(),
           catch: (cause) => listenerError("cannot open the listen connection", cause)
         }).pipe(Effect.onInterrupt(() => Effect.sync(() => destroy(client))))
-        const pid = (client as unknown as { processID: number }).processID
-        return { client, pid, broken } satisfies Connection
+        const probeChannel = `${PROBE_PREFIX}${NodeCrypto.randomBytes(8).toString("hex")}`
+        const opened = { client, pid: 0, probeChannel, broken }
+        const pid = yield* serverPid(opened)
+        return { ...opened, pid } satisfies Connection
       }),
       ({ client }) => close(client)
     )
 
-    // One connection's life: LISTEN everything, report, then check health until it breaks.
+    /**
+     * Proves the connection delivers: it answers with the same server pid as when it opened,
+     * and a NOTIFY sent through the pool on its private channel arrives.
+     */
+    const probe = (connection: Connection) =>
+      Effect.gen(function*() {
+        const pid = yield* serverPid(connection)
+        if (pid !== connection.pid) {
+          return yield* new NotDelivering({
+            reason: `the server process behind it changed from pid ${connection.pid} to ${pid} between two statements`
+          })
+        }
+        const token = NodeCrypto.randomBytes(12).toString("hex")
+        const arrived = yield* Deferred.make<void>()
+        probes.set(token, arrived)
+        yield* Effect.gen(function*() {
+          yield* options.sendProbe(connection.probeChannel, token).pipe(
+            Effect.timeout(options.healthCheckTimeout),
+            Effect.mapError((cause) => listenerError("could not send the delivery probe through the pool", cause))
+          )
+          yield* Deferred.await(arrived).pipe(Effect.timeoutFail({
+            duration: options.healthCheckTimeout,
+            onTimeout: () =>
+              new NotDelivering({
+                reason: `a NOTIFY committed through the pool did not arrive within ${Duration.format(options.healthCheckTimeout)}`
+              })
+          }))
+        }).pipe(Effect.ensuring(Effect.sync(() => probes.delete(token))))
+      })
+
+    // Only once delivery is proven (a real session): behind a transaction pooler a SET would
+    // change whichever server connection ran it, for its other clients.
+    const optOutOfTimeouts = (connection: Connection) =>
+      run(
+        connection,
+        `SELECT set_config(name, CASE name WHEN 'statement_timeout' THEN '${
+          Duration.toMillis(options.healthCheckTimeout)
+        }' ELSE '0' END, false)
+           FROM pg_settings
+          WHERE name IN ('idle_session_timeout', 'idle_in_transaction_session_timeout', 'statement_timeout')`,
+        "turning off idle time-outs"
+      )
+
+    // One connection's life: prove delivery, LISTEN everything, report, then re-prove on a
+    // timer until it breaks.
     const serve = Effect.scoped(Effect.gen(function*() {
       const connection = yield* open
-      yield* lock.withPermits(1)(Effect.gen(function*() {
-        yield* listen(connection, listenedChannels())
-        yield* Ref.set(current, connection)
-        yield* broadcast({ _tag: "Listening", pid: connection.pid })
-      }))
-      yield* Deferred.succeed(firstAttempt, undefined)
-      const check = run(connection, "SELECT pg_listening_channels()").pipe(
-        Effect.timeoutFail({
-          duration: options.healthCheckTimeout,
-          onTimeout: () =>
-            listenerError(`the listen connection did not answer a health check in ${Duration.format(options.healthCheckTimeout)}`)
-        }),
-        Effect.delay(options.healthCheckInterval),
-        Effect.forever
-      )
-      return yield* Effect.raceFirst(check, Deferred.await(connection.broken))
+      const life = Effect.gen(function*() {
+        yield* run(connection, `LISTEN ${Pg.escapeIdentifier(connection.probeChannel)}`)
+        yield* probe(connection).pipe(
+          Effect.tapErrorTag("NotDelivering", () =>
+            // Best effort: behind a transaction pooler this may reach another server connection.
+            run(connection, `UNLISTEN ${Pg.escapeIdentifier(connection.probeChannel)}`).pipe(Effect.ignore))
+        )
+        yield* optOutOfTimeouts(connection)
+        yield* lock.withPermits(1)(Effect.gen(function*() {
+          yield* listen(connection, listenedChannels())
+          yield* Ref.set(current, connection)
+          yield* broadcast({ _tag: "Listening", pid: connection.pid })
+        }))
+        yield* Deferred.succeed(firstAttempt, undefined)
+        if (deaf) {
+          deaf = false
+          yield* Effect.logInfo("pgwatch: LISTEN works on the listen connection again; consumers are woken at once")
+        }
+        return yield* Effect.forever(Effect.delay(probe(connection), options.healthCheckInterval))
+      })
+      return yield* Effect.raceFirst(life, Deferred.await(connection.broken))
     }))
 
     // Reconnects forever; the backoff starts over once a connection has been established.
@@ -128,20 +230,83 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
       let failures = 0
       for (;;) {
         const exit = yield* Effect.exit(serve)
-        yield* Deferred.succeed(firstAttempt, undefined)
         const established = (yield* Ref.getAndSet(current, undefined)) !== undefined
-        failures = established ? 1 : failures + 1
-        const reason = exit._tag === "Failure" ? Cause.pretty(exit.cause) : "closed"
+        const error = exit._tag === "Failure" ? Cause.failureOption(exit.cause) : Option.none()
+        if (Option.isSome(error) && error.value._tag === "NotDelivering") {
+          const reason = `LISTEN receives nothing on the listen connection: ${error.value.reason}`
+          yield* broadcast({ _tag: "Lost", reason })
+          yield* Deferred.succeed(firstAttempt, undefined)
+          if (!deaf) {
+            deaf = true
+            yield* Effect.logWarning(
+              `pgwatch: ${reason}. This is what a pooler in transaction mode does (e.g. PgBouncer pool_mode=transaction, ` +
+                `a provider's "pooled" URL): LISTEN cannot work through it. Consumers poll every ` +
+                `${Duration.format(options.fallbackPollInterval)} meanwhile. Fix: set listenUrl ` +
+                `(PGWATCH_LISTEN_URL, pgwatch --listen-url) to a direct or session-mode connection.`
+            )
+          }
+          failures = 0
+          yield* Effect.sleep(options.maxReconnectDelay)
+          continue
+        }
+        const reason = exit._tag === "Failure"
+          ? describeError(Option.getOrElse(error, () => Cause.squash(exit.cause)))
+          : "closed"
         yield* broadcast({ _tag: "Lost", reason })
+        yield* Deferred.succeed(firstAttempt, undefined)
+        failures = established ? 1 : failures + 1
         const delay = yield* backoff(options, failures)
-        yield* Effect.logWarning(`pgwatch: listen connection lost, reconnecting in ${Duration.format(delay)}`).pipe(
-          Effect.annotateLogs("reason", reason)
+        yield* Effect.logWarning(
+          `pgwatch: listen connection lost (${reason}); reconnecting in ${Duration.format(delay)}`
         )
         yield* Effect.sleep(delay)
       }
     })
 
+    // Foreign NOTIFYs on a channel: the first is logged, later ones counted and reported at
+    // most once per interval, so junk cannot flood the log.
+    const ignored = new Map<string, { reportedAt: number; more: number }>()
+    const reportIgnored = (channel: string, now: number) =>
+      Effect.suspend(() => {
+        const entry = ignored.get(channel)
+        if (entry === undefined || entry.more === 0) return Effect.void
+        const more = entry.more
+        ignored.set(channel, { reportedAt: now, more: 0 })
+        return Effect.logWarning(
+          `pgwatch: ignored ${more} more foreign NOTIFY(s) on channel "${escapeUntrusted(channel)}" in the last ` +
+            `${Duration.format(Duration.millis(now - entry.reportedAt))}`
+        )
+      })
+    const ignore = (message: Pg.Notification, why: string) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const entry = ignored.get(message.channel)
+        if (entry !== undefined && now - entry.reportedAt < Duration.toMillis(IGNORED_REPORT_INTERVAL)) {
+          entry.more += 1
+          return Effect.void
+        }
+        return Effect.zipRight(
+          reportIgnored(message.channel, now),
+          Effect.sync(() => ignored.set(message.channel, { reportedAt: now, more: 0 })).pipe(Effect.zipRight(
+            Effect.logWarning(
+              `pgwatch: ignored a NOTIFY on channel "${escapeUntrusted(message.channel)}" (${why}): ` +
+                `payload "${escapeUntrusted(message.payload ?? "")}"; more on this channel are counted and reported ` +
+                `at most every ${Duration.format(IGNORED_REPORT_INTERVAL)}`
+            )
+          ))
+        )
+      })
+    const reportAllIgnored = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.forEach(
+        [...ignored].filter(([, entry]) => now - entry.reportedAt >= Duration.toMillis(IGNORED_REPORT_INTERVAL)),
+        ([channel]) => reportIgnored(channel, now),
+        { discard: true }
+      ))
+
     const route = (message: Pg.Notification) => {
+      if (message.channel.startsWith(PROBE_PREFIX)) {
+        const arrived = probes.get(message.payload ?? "")
+        return arrived === undefined ? Effect.void : Deferred.succeed(arrived, undefined)
+      }
       const verdict = classify(message.payload, options.schema)
       if (verdict === "ours" || verdict === "ours, redelivery") {
         const event: ListenerEvent = { _tag: "Wake", channel: message.channel, redelivery: verdict !== "ours" }
@@ -149,14 +314,13 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
           s.channels.has(message.channel) ? Queue.offer(s.events, event) : Effect.void, { discard: true })
       }
       if (verdict === "other-schema") return Effect.void
-      return Effect.logWarning(`pgwatch: ignored a NOTIFY on channel "${message.channel}": ${verdict}`).pipe(
-        Effect.annotateLogs("payload", (message.payload ?? "").slice(0, 200))
-      )
+      return ignore(message, verdict)
     }
 
     const scope = yield* Effect.scope
     const startOnce = yield* Effect.once(Effect.gen(function*() {
       yield* Effect.forkIn(Effect.forever(Effect.flatMap(Queue.take(incoming), route)), scope)
+      yield* Effect.forkIn(Effect.forever(Effect.delay(reportAllIgnored, IGNORED_REPORT_INTERVAL)), scope)
       yield* Effect.forkIn(supervise, scope)
       yield* Deferred.await(firstAttempt)
     }))

@@ -10,6 +10,7 @@ import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as Json from "../Json.js"
 import type { Notification } from "../Notification.js"
+import { retryIdempotent } from "./connectionLoss.js"
 import type { Cursor } from "./cursor.js"
 import type { Listener, ListenerEvent } from "./listener.js"
 import * as Snapshot from "./snapshot.js"
@@ -30,6 +31,8 @@ export interface ReaderOptions {
   readonly pageSize: number
   /** The longest a caught-up reader waits without a wake-up before it looks again. */
   readonly pollInterval: Duration.Duration
+  /** The same while no wake-ups can come (no proven listen connection). */
+  readonly fallbackPollInterval: Duration.Duration
   /** The pause between partial pages while rows keep coming. */
   readonly busyReadInterval: Duration.Duration
   readonly listener: Listener
@@ -54,6 +57,9 @@ interface RedeliveryRow {
   readonly created_at: Date
   readonly requested_at: string
 }
+
+/** How new rows reach a reader (`consumer.delivery_mode`, shown by `status`). */
+type DeliveryMode = "wake-ups" | "polling"
 
 const SHORTEST_RECHECK = Duration.millis(1)
 
@@ -114,15 +120,31 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     let recheck = SHORTEST_RECHECK
     let waitFor: Duration.Duration | undefined
     let redeliveriesDueAt = 0
+    // How new rows reach this reader, for `status`: as it is, and as last written.
+    let deliveryMode: DeliveryMode = "polling"
+    let writtenMode: DeliveryMode | undefined
     const quietPageRows = Math.max(1, Math.floor(Duration.toSeconds(options.busyReadInterval) * KEEP_UP_RATE))
     // Redelivery requests emitted and not yet cleared (by log id and request time).
     const redelivered = new Set<string>()
 
+    // Every statement here is safe to repeat: one that meets a pooled connection the server
+    // has just ended (an idle time-out) runs again on a fresh one instead of failing the consumer.
     const register = (pid: number) =>
-      sql`INSERT INTO ${schema}.waiting (channel, consumer_id, backend_pid)
+      retryIdempotent(sql`INSERT INTO ${schema}.waiting (channel, consumer_id, backend_pid)
           SELECT c, ${options.consumerId}, ${pid} FROM pg_catalog.unnest(${options.channels}::text[]) AS c
-          ON CONFLICT (channel, consumer_id) DO UPDATE SET backend_pid = excluded.backend_pid`
-    const unregister = sql`DELETE FROM ${schema}.waiting WHERE consumer_id = ${options.consumerId}`
+          ON CONFLICT (channel, consumer_id) DO UPDATE SET backend_pid = excluded.backend_pid`)
+    const unregister = retryIdempotent(sql`DELETE FROM ${schema}.waiting WHERE consumer_id = ${options.consumerId}`)
+    const writeDeliveryMode = Effect.suspend(() => {
+      if (writtenMode === deliveryMode) return Effect.void
+      const mode = deliveryMode
+      return retryIdempotent(sql`UPDATE ${schema}.consumer SET delivery_mode = ${mode} WHERE id = ${options.consumerId}`).pipe(
+        Effect.zipRight(Effect.sync(() => {
+          writtenMode = mode
+        }))
+      )
+    })
+    // While no wake-ups can come, a caught-up reader looks at the log more often.
+    const idlePoll = () => listenPid === undefined ? options.fallbackPollInterval : options.pollInterval
     yield* Effect.addFinalizer(() => unregister.pipe(Effect.interruptible, Effect.timeout("2 seconds"), Effect.ignore))
 
     const onEvent = (event: ListenerEvent) => {
@@ -135,11 +157,13 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
           registered = false
           waitFor = undefined
           redeliveriesDueAt = 0
+          deliveryMode = "wake-ups"
           break
         case "Lost":
           lostConnection = true
           listenPid = undefined
           registered = false
+          deliveryMode = "polling"
           break
         case "Wake":
           windowWakes += 1
@@ -162,12 +186,12 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         // This read takes a new snapshot, which covers every wake-up handled so far.
         wokenDuringBatch = false
       }
-      const rows = yield* sql<LogRow>`
+      const rows = yield* retryIdempotent(sql<LogRow>`
         SELECT page_batch AS batch, log_id::text AS id, log_channel AS channel, log_payload::text AS payload,
                log_created_at AS created_at, log_xid::text AS xid
           FROM ${schema}.next_page(
             ${options.channels}::text[], ${cursor.done}::pg_snapshot, ${cursor.batch}::pg_snapshot,
-            ${cursor.afterXid}::xid8, ${cursor.afterId}::bigint, ${options.pageSize})`
+            ${cursor.afterXid}::xid8, ${cursor.afterId}::bigint, ${options.pageSize})`)
       const batch = rows[0]!.batch
       const found = rows.filter((row) => row.id !== null)
       const complete = found.length < options.pageSize
@@ -195,12 +219,12 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     })
 
     const readRedeliveries = Effect.gen(function*() {
-      const rows = yield* sql<RedeliveryRow>`
+      const rows = yield* retryIdempotent(sql<RedeliveryRow>`
         SELECT l.id::text, l.channel, l.payload::text, l.created_at, r.requested_at::text
           FROM ${schema}.redelivery r JOIN ${schema}.notification_log l ON l.id = r.log_id
          WHERE r.consumer_id = ${options.consumerId}
          ORDER BY r.log_id
-         LIMIT ${options.pageSize}`
+         LIMIT ${options.pageSize}`)
       const pending = new Set(rows.map((row) => `${row.id}@${row.requested_at}`))
       // Requests no longer in the table were handled and cleared: forget them.
       for (const key of redelivered) if (!pending.has(key)) redelivered.delete(key)
@@ -245,7 +269,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
           waitFor = !page.complete || (registered && wokenDuringBatch)
             ? undefined
             : settled
-            ? options.pollInterval
+            ? idlePoll()
             : registered
             ? recheckDelay()
             : options.busyReadInterval
@@ -259,7 +283,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         } else if (registered && !settled) {
           waitFor = recheckDelay()
         } else {
-          waitFor = options.pollInterval
+          waitFor = idlePoll()
         }
       })
 
@@ -290,6 +314,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         pausedBusy = false
       }
       yield* drainEvents
+      yield* writeDeliveryMode
       const now = yield* Clock.currentTimeMillis
       if (now >= redeliveriesDueAt) {
         redeliveriesDueAt = now + Duration.toMillis(options.pollInterval)

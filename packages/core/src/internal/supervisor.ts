@@ -100,6 +100,8 @@ export const diagnose = (consumerId: string, schema: string, cause: Cause.Cause<
     if (db.code === "42P01" || db.code === "42883" || db.code === "3F000") {
       return { _tag: "Misconfigured", description, fix: `the pgwatch schema ${schema} is missing or out of date: run \`pgwatch migrate\`` }
     }
+    // Any other database error: PostgreSQL's own words, not the driver's wrapper.
+    return { _tag: "Transient", description }
   }
   return { _tag: "Transient", description: error === undefined && Cause.isInterrupted(cause) ? "interrupted" : describe(error) }
 }
