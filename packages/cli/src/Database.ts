@@ -211,5 +211,12 @@ export const sqlLayer = (target: Target): Layer.Layer<PgClient.PgClient | SqlCli
 export const watchLayer = (
   target: Target,
   options: PgWatch.Options = {}
-): Layer.Layer<PgWatch.PgWatch | PgClient.PgClient | SqlClient.SqlClient, CliError | PgWatchError | SqlError> =>
-  PgWatch.layer({ listenUrl: target.listenUrl, ...options, schema: target.schema }).pipe(Layer.provideMerge(sqlLayer(target)))
+): Layer.Layer<
+  PgWatch.PgWatch | PgClient.PgClient | SqlClient.SqlClient,
+  CliError | PgWatchError | SqlError | ConfigError.ConfigError
+> =>
+  // The library's settings from the environment (PgWatch.config); what the command sets wins.
+  Layer.unwrapEffect(Effect.map(PgWatch.config, (fromEnv) =>
+    PgWatch.layer({ ...fromEnv, listenUrl: target.listenUrl, ...options, schema: target.schema }).pipe(
+      Layer.provideMerge(sqlLayer(target))
+    )))

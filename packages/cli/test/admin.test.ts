@@ -110,7 +110,7 @@ describe.concurrent("operating pgwatch", () => {
       expect.objectContaining({ channel: "audit", pending: 0, deadLetters: 1 })
     ])
     const human = await run(["status"], { env })
-    expect(human.stdout).toMatch(/^CONSUMER\s+STATE\s+CHANNEL\s+LAST ID\s+LAST SAVED\s+HANDLED\s+PENDING\s+LAG\s+DEAD LETTERS\s+QUEUED\s+ATTEMPT\s+ERROR$/m)
+    expect(human.stdout).toMatch(/^CONSUMER\s+STATE\s+CHANNEL\s+LAST ID\s+LAST SAVED\s+HANDLED\s+PENDING\s+LAG\s+DEAD LETTERS\s+QUEUED\s+DELIVERY\s+ATTEMPT\s+ERROR$/m)
     expect(human.stdout).toMatch(new RegExp(`^auditor\\s+running on \\S+:${listen.child.pid} since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+orders\\s`, "m"))
     expect(human.stdout).toContain(`last: refused ${bad} on purpose`)
     expect(human.stdout).toMatch(/^NOTIFY queue usage: \d/m)
