@@ -59,19 +59,15 @@ export const runUntil = <R>(
       const page = Chunk.toReadonlyArray(chunk)
       const prefix = HandledPrefix.make(page.length)
       let recorded = 0
-      const recordUpTo = (handled: number) => {
-        if (handled === recorded) return Effect.void
-        const newly = page.slice(recorded, handled)
-        recorded = handled
-        return committer.record(newly)
+      const completed = (index: number) => {
+        const handled = prefix.complete(index)
+        for (; recorded < handled; recorded++) committer.record(page[recorded]!)
       }
       return Effect.forEach(
         page,
         (delivery, index) =>
           Effect.flatMap(Deferred.isDone(stop), (stopping) =>
-            stopping
-              ? Effect.void
-              : Effect.zipRight(handleOne(delivery), Effect.suspend(() => recordUpTo(prefix.complete(index))))),
+            stopping ? Effect.void : Effect.zipRight(handleOne(delivery), Effect.sync(() => completed(index)))),
         { concurrency: consumer.concurrency, discard: true }
       ).pipe(
         Effect.zipRight(Option.match(Chunk.last(chunk), {
