@@ -1,5 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Chunk, Effect, Stream } from "effect"
+import { Chunk, ConfigProvider, Effect, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import * as PgWatch from "../src/PgWatch.js"
 import * as Subscription from "../src/Subscription.js"
@@ -56,5 +56,15 @@ describe("pages bounded by bytes", () => {
     Effect.gen(function*() {
       const error = yield* Effect.flip(PgWatch.resolve({ pageBytes: 0 }))
       expect(error.message).toBe("page bytes must be a positive integer, got 0")
+    }))
+
+  it.effect("PGWATCH_PAGE_BYTES sets the budget", () =>
+    Effect.gen(function*() {
+      const options = yield* Effect.withConfigProvider(
+        PgWatch.config,
+        ConfigProvider.fromMap(new Map([["PGWATCH_PAGE_BYTES", "262144"]]))
+      )
+      expect(options.pageBytes).toBe(262144)
+      expect((yield* PgWatch.resolve({})).pageBytes).toBe(16 * 1024 * 1024)
     }))
 })
