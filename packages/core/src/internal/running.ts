@@ -51,9 +51,12 @@ export const runUntil = <R>(
     const committer = yield* Committer.make(settings.schema, consumer.id, settings.commitInterval).pipe(
       Effect.provideService(SqlClient.SqlClient, sql)
     )
-    const handleOne = (delivery: Subscription.Delivery) =>
-      Effect.flatMap(handle(delivery), (outcome) =>
-        outcome._tag === "DeadLettered" ? recordDeadLetter(consumer.id, delivery, outcome) : Effect.void)
+    // Whether stop was asked for; read as each handler is about to start (a plain flag, not an
+    // effect, since it is read once per notification).
+    let stopping = false
+    yield* Effect.forkScoped(Effect.andThen(Deferred.await(stop), () => {
+      stopping = true
+    }))
 
     const handlePage = (chunk: Chunk.Chunk<Subscription.Delivery>) => {
       const page = Chunk.toReadonlyArray(chunk)
@@ -66,8 +69,12 @@ export const runUntil = <R>(
       return Effect.forEach(
         page,
         (delivery, index) =>
-          Effect.flatMap(Deferred.isDone(stop), (stopping) =>
-            stopping ? Effect.void : Effect.zipRight(handleOne(delivery), Effect.sync(() => completed(index)))),
+          Effect.suspend(() =>
+            stopping ? Effect.void : Effect.flatMap(handle(delivery), (outcome) => {
+              if (outcome._tag === "Handled") return Effect.sync(() => completed(index))
+              return Effect.zipRight(recordDeadLetter(consumer.id, delivery, outcome), Effect.sync(() => completed(index)))
+            })
+          ),
         { concurrency: consumer.concurrency, discard: true }
       ).pipe(
         Effect.zipRight(Option.match(Chunk.last(chunk), {
