@@ -38,6 +38,8 @@ export const make = (
     let lastLogId: Option.Option<bigint> = Option.none()
     let redelivered: Array<bigint> = []
     const wanted = yield* Queue.sliding<void>(1)
+    // Whether a write is already asked for: recording then costs no queue operation.
+    let asked = false
     const writing = yield* Effect.makeSemaphore(1)
 
     const take = (): Cursor.Progress => {
@@ -65,7 +67,13 @@ export const make = (
     ).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
     const background = yield* Effect.forkScoped(
-      Effect.forever(Queue.take(wanted).pipe(Effect.zipRight(flush), Effect.zipRight(Effect.sleep(interval))))
+      Effect.forever(Queue.take(wanted).pipe(
+        Effect.zipRight(Effect.sync(() => {
+          asked = false
+        })),
+        Effect.zipRight(flush),
+        Effect.zipRight(Effect.sleep(interval))
+      ))
     )
 
     return {
@@ -74,7 +82,10 @@ export const make = (
         lastLogId = Option.some(delivery.id)
         if (Option.isSome(delivery.cursor)) cursor = delivery.cursor
         if (Option.isSome(delivery.redelivery)) redelivered.push(delivery.redelivery.value.logId)
-        wanted.unsafeOffer(undefined)
+        if (!asked) {
+          asked = true
+          wanted.unsafeOffer(undefined)
+        }
       },
       flush,
       failure: Effect.flatMap(background.await, (exit) =>
