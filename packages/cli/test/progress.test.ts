@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
+import { randomBytes } from "node:crypto"
 import { dbEnv, dropSchema, handled, migratedSchema, start, withClient } from "./utils.js"
 
 describe("pgwatch listen: progress", () => {
@@ -51,5 +52,25 @@ describe("pgwatch listen: progress", () => {
     expect(all).toHaveLength(total)
     expect(new Set(all).size).toBe(total)
     expect(all).toEqual([...all].sort((a, b) => a - b))
+  })
+
+  it("a backlog of large payloads is read a few at a time: it fits in a small heap", async () => {
+    const schema = await migratedSchema()
+    schemas.push(schema)
+    const env = dbEnv(schema)
+    // 30 payloads of 4 MB (random, so stored uncompressed): 120 MB in one page before pages
+    // were bounded by bytes; within the default 16 MiB budget, four at a time.
+    const total = 30
+    await withClient(async (client) => {
+      for (let i = 0; i < total; i++) {
+        await client.query(`SELECT "${schema}".smart_notify('orders', to_jsonb($1::text))`, [randomBytes(2_000_000).toString("hex")])
+      }
+    })
+    const listen = start(["listen", "--consumers", "order_mailer"], {
+      env: { ...env, NODE_OPTIONS: "--max-old-space-size=160" }
+    })
+    await listen.line(/^pgwatch: order_mailer caught up: played back [\d,]+ in /, "stderr", 110_000)
+    expect(handled(listen.stdout).map((h) => h.id)).toHaveLength(total)
+    expect((await listen.stop("SIGINT")).code).toBe(0)
   })
 })
