@@ -58,16 +58,16 @@ describe("pgwatch listen: progress", () => {
     const schema = await migratedSchema()
     schemas.push(schema)
     const env = dbEnv(schema)
-    // 30 payloads of 4 MB (random, so stored uncompressed): 120 MB in one page before pages
+    // 40 payloads of 4 MB (random, so stored uncompressed): 160 MB in one page before pages
     // were bounded by bytes; within the default 16 MiB budget, four at a time.
-    const total = 30
+    const total = 40
     await withClient(async (client) => {
       for (let i = 0; i < total; i++) {
         await client.query(`SELECT "${schema}".smart_notify('orders', to_jsonb($1::text))`, [randomBytes(2_000_000).toString("hex")])
       }
     })
     const listen = start(["listen", "--consumers", "order_mailer"], {
-      env: { ...env, NODE_OPTIONS: "--max-old-space-size=160" }
+      env: { ...env, NODE_OPTIONS: "--max-old-space-size=96" }
     })
     await listen.line(/^pgwatch: order_mailer caught up: played back [\d,]+ in /, "stderr", 110_000)
     expect(handled(listen.stdout).map((h) => h.id)).toHaveLength(total)
