@@ -34,6 +34,11 @@ export interface Settings {
   readonly schema: string
   /** Notifications read per query during playback. Default 1000. */
   readonly pageSize: number
+  /**
+   * Payload bytes read per query: a page ends before its payloads pass this (a larger row
+   * comes alone), so a backlog of big payloads cannot fill the heap. Default 16 MiB.
+   */
+  readonly pageBytes: number
   /** The longest a caught-up consumer waits without a wake-up before it looks at the log. */
   readonly pollInterval: Duration.Duration
   /**
@@ -113,6 +118,7 @@ export interface Options extends Partial<Omit<Settings, `${string}Interval` | `$
 export const defaults: Settings = {
   schema: "pgwatch",
   pageSize: 1000,
+  pageBytes: 16 * 1024 * 1024,
   pollInterval: Duration.seconds(5),
   fallbackPollInterval: Duration.millis(250),
   busyReadInterval: Duration.millis(25),
@@ -154,6 +160,7 @@ export const resolve = (options: Options): Effect.Effect<Settings, PgWatchError>
   const settings: Settings = {
     schema: options.schema ?? defaults.schema,
     pageSize: options.pageSize ?? defaults.pageSize,
+    pageBytes: options.pageBytes ?? defaults.pageBytes,
     pollInterval: Duration.decode(options.pollInterval ?? defaults.pollInterval),
     fallbackPollInterval: Duration.decode(options.fallbackPollInterval ?? defaults.fallbackPollInterval),
     busyReadInterval: Duration.decode(options.busyReadInterval ?? defaults.busyReadInterval),
@@ -177,6 +184,9 @@ export const resolve = (options: Options): Effect.Effect<Settings, PgWatchError>
   }
   if (!Number.isInteger(settings.pageSize) || settings.pageSize < 1) {
     return Effect.fail(new PgWatchError({ reason: "Config", message: `page size must be a positive integer, got ${settings.pageSize}` }))
+  }
+  if (!Number.isSafeInteger(settings.pageBytes) || settings.pageBytes < 1) {
+    return Effect.fail(new PgWatchError({ reason: "Config", message: `page bytes must be a positive integer, got ${settings.pageBytes}` }))
   }
   if (!Number.isInteger(settings.retry.maxRetries) || settings.retry.maxRetries < 0) {
     return Effect.fail(new PgWatchError({ reason: "Config", message: `max retries must be a whole number, got ${settings.retry.maxRetries}` }))
@@ -257,7 +267,7 @@ export const layer = (options: Options = {}): Layer.Layer<PgWatch, PgWatchError 
   Layer.scoped(PgWatch, make(options))
 
 /**
- * Settings from the environment: `PGWATCH_SCHEMA`, `PGWATCH_PAGE_SIZE`, `PGWATCH_POLL_INTERVAL`
+ * Settings from the environment: `PGWATCH_SCHEMA`, `PGWATCH_PAGE_SIZE`, `PGWATCH_PAGE_BYTES`, `PGWATCH_POLL_INTERVAL`
  * (a duration such as `5 seconds`), `PGWATCH_FALLBACK_POLL_INTERVAL`, `PGWATCH_HEALTH_CHECK_INTERVAL`,
  * `PGWATCH_HEALTH_CHECK_TIMEOUT`, `PGWATCH_RECONNECT_DELAY`, `PGWATCH_SHUTDOWN_TIMEOUT`,
  * `PGWATCH_RETRY_BASE_DELAY`, `PGWATCH_RETRY_MAX_DELAY`, `PGWATCH_MAX_RETRIES`, `PGWATCH_LISTEN_URL`;
@@ -269,6 +279,7 @@ export const layer = (options: Options = {}): Layer.Layer<PgWatch, PgWatchError 
 export const config: Config.Config<Options> = Config.all({
   schema: Config.string("PGWATCH_SCHEMA").pipe(Config.withDefault(defaults.schema)),
   pageSize: Config.integer("PGWATCH_PAGE_SIZE").pipe(Config.withDefault(defaults.pageSize)),
+  pageBytes: Config.integer("PGWATCH_PAGE_BYTES").pipe(Config.withDefault(defaults.pageBytes)),
   pollInterval: Config.duration("PGWATCH_POLL_INTERVAL").pipe(Config.withDefault(defaults.pollInterval)),
   fallbackPollInterval: Config.duration("PGWATCH_FALLBACK_POLL_INTERVAL").pipe(
     Config.withDefault(defaults.fallbackPollInterval)

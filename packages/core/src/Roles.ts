@@ -63,6 +63,7 @@ export const privileges: Readonly<Record<Kind, ReadonlyArray<Privilege>>> = {
   consumer: [
     ...common,
     execute("next_page"),
+    execute("read_batch_page"),
     table("SELECT", "notification_log"),
     table("SELECT, INSERT, UPDATE", "consumer"),
     table("SELECT, INSERT, UPDATE", "dead_letter"),

@@ -64,6 +64,7 @@ export const stream = (options: Options): Stream.Stream<Delivery, SqlError | PgW
       channels,
       start,
       pageSize: options.pageSize ?? watch.settings.pageSize,
+      pageBytes: watch.settings.pageBytes,
       pollInterval: watch.settings.pollInterval,
       fallbackPollInterval: watch.settings.fallbackPollInterval,
       busyReadInterval: watch.settings.busyReadInterval,

@@ -2,20 +2,23 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Cursor from "./cursor.js"
 import type { Delivery } from "./reader.js"
 
 /**
- * Writes a consumer's progress behind its handlers: handled deliveries are recorded in memory
- * and a background fiber saves the newest position, at most one write per `interval`,
+ * Writes a consumer's progress behind its handlers: each handled delivery is recorded in
+ * memory and a background fiber saves the newest position, at most one write per `interval`,
  * coalescing whatever was handled meanwhile. Handling never waits for a write.
  */
 export interface Committer {
-  /** Records deliveries handled, in stream order, and asks for a write. */
-  readonly record: (deliveries: Iterable<Delivery>) => Effect.Effect<void>
+  /**
+   * Records a delivery handled; called in stream order, once per notification, so it is a
+   * plain call rather than an effect.
+   */
+  readonly record: (delivery: Delivery) => void
   /** Writes whatever is recorded and not yet saved. */
   readonly flush: Effect.Effect<void, SqlError>
   /** Fails if a background write failed, for the consumer to restart on. */
@@ -29,32 +32,61 @@ export const make = (
 ): Effect.Effect<Committer, never, Scope.Scope | SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const pending = yield* Ref.make(Cursor.noProgress)
+    // Handled and not yet being written.
+    let cursor: Option.Option<Cursor.Cursor> = Option.none()
+    let handled = 0
+    let lastLogId: Option.Option<bigint> = Option.none()
+    let redelivered: Array<bigint> = []
     const wanted = yield* Queue.sliding<void>(1)
+    // Whether a write is already asked for: recording then costs no queue operation.
+    let asked = false
     const writing = yield* Effect.makeSemaphore(1)
 
+    const take = (): Cursor.Progress => {
+      const progress = { cursor, handled, lastLogId, redelivered }
+      cursor = Option.none()
+      handled = 0
+      lastLogId = Option.none()
+      redelivered = []
+      return progress
+    }
+
+    // A failed write puts its progress back in front of anything recorded since.
+    const putBack = (progress: Cursor.Progress) => {
+      if (Option.isNone(cursor)) cursor = progress.cursor
+      if (Option.isNone(lastLogId)) lastLogId = progress.lastLogId
+      handled += progress.handled
+      redelivered = [...progress.redelivered, ...redelivered]
+    }
+
     const flush = writing.withPermits(1)(
-      Effect.flatMap(Ref.getAndSet(pending, Cursor.noProgress), (progress) =>
-        Cursor.save(schema, consumerId, progress).pipe(
-          // A failed write puts its progress back in front of anything recorded since.
-          Effect.tapError(() => Ref.update(pending, (later) => ({
-            ...progress,
-            ...later,
-            cursor: later.cursor._tag === "Some" ? later.cursor : progress.cursor,
-            lastLogId: later.lastLogId._tag === "Some" ? later.lastLogId : progress.lastLogId,
-            handled: progress.handled + later.handled,
-            redelivered: [...progress.redelivered, ...later.redelivered]
-          })))
-        ))
+      Effect.suspend(() => {
+        const progress = take()
+        return Cursor.save(schema, consumerId, progress).pipe(Effect.tapError(() => Effect.sync(() => putBack(progress))))
+      })
     ).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
     const background = yield* Effect.forkScoped(
-      Effect.forever(Queue.take(wanted).pipe(Effect.zipRight(flush), Effect.zipRight(Effect.sleep(interval))))
+      Effect.forever(Queue.take(wanted).pipe(
+        Effect.zipRight(Effect.sync(() => {
+          asked = false
+        })),
+        Effect.zipRight(flush),
+        Effect.zipRight(Effect.sleep(interval))
+      ))
     )
 
     return {
-      record: (deliveries) =>
-        Effect.zipRight(Ref.update(pending, (progress) => Cursor.advance(progress, deliveries)), Queue.offer(wanted, undefined)),
+      record: (delivery) => {
+        handled += 1
+        lastLogId = Option.some(delivery.id)
+        if (Option.isSome(delivery.cursor)) cursor = delivery.cursor
+        if (Option.isSome(delivery.redelivery)) redelivered.push(delivery.redelivery.value.logId)
+        if (!asked) {
+          asked = true
+          wanted.unsafeOffer(undefined)
+        }
+      },
       flush,
       failure: Effect.flatMap(background.await, (exit) =>
         exit._tag === "Failure" ? Effect.failCause(exit.cause) : Effect.never)

@@ -29,6 +29,8 @@ export interface ReaderOptions {
   readonly channels: ReadonlyArray<string>
   readonly start: Cursor
   readonly pageSize: number
+  /** Payload bytes per page; a row larger than this comes alone. */
+  readonly pageBytes: number
   /** The longest a caught-up reader waits without a wake-up before it looks again. */
   readonly pollInterval: Duration.Duration
   /** The same while no wake-ups can come (no proven listen connection). */
@@ -42,6 +44,7 @@ export interface ReaderOptions {
 
 interface LogRow {
   readonly batch: string
+  readonly complete: boolean
   readonly id: string | null
   readonly channel: string
   /** The jsonb as text: `Json.parse` keeps its numbers exact, where `pg` would round them. */
@@ -187,14 +190,15 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         wokenDuringBatch = false
       }
       const rows = yield* retryIdempotent(sql<LogRow>`
-        SELECT page_batch AS batch, log_id::text AS id, log_channel AS channel, log_payload::text AS payload,
-               log_created_at AS created_at, log_xid::text AS xid
-          FROM ${schema}.next_page(
+        SELECT page_batch AS batch, page_complete AS complete, log_id::text AS id, log_channel AS channel,
+               log_payload::text AS payload, log_created_at AS created_at, log_xid::text AS xid
+          FROM ${schema}.read_batch_page(
             ${options.channels}::text[], ${cursor.done}::pg_snapshot, ${cursor.batch}::pg_snapshot,
-            ${cursor.afterXid}::xid8, ${cursor.afterId}::bigint, ${options.pageSize})`)
-      const batch = rows[0]!.batch
-      const found = rows.filter((row) => row.id !== null)
-      const complete = found.length < options.pageSize
+            ${cursor.afterXid}::xid8, ${cursor.afterId}::bigint, ${options.pageSize}, ${options.pageBytes}::bigint)`)
+      // The last row is a marker: the batch snapshot, and whether this page finished the batch
+      // (a page cut short by its byte budget did not).
+      const { batch, complete } = rows.at(-1)!
+      const found = rows.slice(0, -1)
       const deliveries = found.map((row, i): Delivery => {
         const last = complete && i === found.length - 1
         const after: Cursor = last

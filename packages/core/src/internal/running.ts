@@ -10,6 +10,7 @@ import { PgWatch } from "../PgWatch.js"
 import * as Subscription from "../Subscription.js"
 import * as Committer from "./committer.js"
 import * as ConsumerState from "./consumerState.js"
+import * as HandledPrefix from "./handledPrefix.js"
 import * as Handling from "./handling.js"
 
 /** Records a notification the consumer gave up on, before its position moves past it. */
@@ -35,9 +36,10 @@ const recordDeadLetter = (
   }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (w) => w.sql)))
 
 /**
- * The consumer's run: its notification stream, handled a page at a time (up to `concurrency`
- * handlers at once, with retries and dead letters), progress saved behind the handlers, until
- * `stop`; then in-flight handlers finish and progress is saved.
+ * The consumer's run: its notification stream, up to `concurrency` handlers at once (with
+ * retries and dead letters), each notification recorded as handled as soon as it and every
+ * one before it are, and saved behind the handlers, until `stop`. Stopping takes no new page
+ * and starts no new handler; handlers under way finish, and progress is saved.
  */
 export const runUntil = <R>(
   consumer: Consumer<R>,
@@ -50,20 +52,38 @@ export const runUntil = <R>(
     const committer = yield* Committer.make(settings.schema, consumer.id, settings.commitInterval).pipe(
       Effect.provideService(SqlClient.SqlClient, sql)
     )
-    const handleChunk = (deliveries: Chunk.Chunk<Subscription.Delivery>) =>
-      Effect.forEach(
-        deliveries,
-        (delivery) =>
-          Effect.flatMap(handle(delivery), (outcome) =>
-            outcome._tag === "DeadLettered" ? recordDeadLetter(consumer.id, delivery, outcome) : Effect.void),
+    // Whether stop was asked for; read as each handler is about to start (a plain flag, not an
+    // effect, since it is read once per notification).
+    let stopping = false
+    yield* Effect.forkScoped(Effect.andThen(Deferred.await(stop), () => {
+      stopping = true
+    }))
+
+    const handlePage = (chunk: Chunk.Chunk<Subscription.Delivery>) => {
+      const page = Chunk.toReadonlyArray(chunk)
+      const prefix = HandledPrefix.make(page.length)
+      let recorded = 0
+      const completed = (index: number) => {
+        const handled = prefix.complete(index)
+        for (; recorded < handled; recorded++) committer.record(page[recorded]!)
+      }
+      return Effect.forEach(
+        page,
+        (delivery, index) =>
+          Effect.suspend(() =>
+            stopping ? Effect.void : Effect.flatMap(handle(delivery), (outcome) => {
+              if (outcome._tag === "Handled") return Effect.sync(() => completed(index))
+              return Effect.zipRight(recordDeadLetter(consumer.id, delivery, outcome), Effect.sync(() => completed(index)))
+            })
+          ),
         { concurrency: consumer.concurrency, discard: true }
       ).pipe(
-        Effect.zipRight(committer.record(deliveries)),
-        Effect.zipRight(Chunk.last(deliveries).pipe(Option.match({
+        Effect.zipRight(Option.match(Chunk.last(chunk), {
           onNone: () => Effect.void,
           onSome: (newest) => Handling.recordLag(consumer.id, newest)
-        })))
+        }))
       )
+    }
 
     const consume = Subscription.stream({
       consumerId: consumer.id,
@@ -73,10 +93,16 @@ export const runUntil = <R>(
       pageSize: options.pageSize,
       subscribed: options.subscribed
     }).pipe(
-      Stream.interruptWhen(Deferred.await(stop)),
-      Stream.mapChunksEffect((deliveries) => Effect.as(handleChunk(deliveries), Chunk.empty<never>())),
+      // Ends a wait for the next page; a page being handled ends between notifications.
+      Stream.interruptWhenDeferred(stop),
+      Stream.mapChunksEffect((deliveries) => Effect.as(handlePage(deliveries), Chunk.empty<never>())),
       Stream.runDrain
     )
-    yield* Effect.raceFirst(consume, committer.failure)
+    yield* Effect.raceFirst(consume, committer.failure).pipe(
+      // Failing or cut short (the shutdown time-out), what was handled is still saved.
+      Effect.onError(() =>
+        committer.flush.pipe(Effect.interruptible, Effect.timeout(settings.shutdownTimeout), Effect.ignoreLogged)
+      )
+    )
     yield* committer.flush
   }).pipe(Effect.scoped)
