@@ -9,6 +9,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Pg from "pg"
+import { sqlState } from "./internal/sqlState.js"
 import { PgWatch } from "./PgWatch.js"
 import { PgWatchError } from "./PgWatchError.js"
 
@@ -123,11 +124,6 @@ export interface Granted {
   readonly group: string
   readonly createdGroup: boolean
   readonly role: string
-}
-
-const sqlState = (error: SqlError): string | undefined => {
-  const cause = error.cause as { readonly code?: unknown } | undefined
-  return typeof cause?.code === "string" ? cause.code : undefined
 }
 
 const permission = (message: string) => (error: SqlError): PgWatchError | SqlError =>

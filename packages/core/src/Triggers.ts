@@ -10,6 +10,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import { AdminError } from "./Admin.js"
 import * as Channel from "./Channel.js"
+import { sqlState } from "./internal/sqlState.js"
 import { PgWatch } from "./PgWatch.js"
 import { PgWatchError } from "./PgWatchError.js"
 
@@ -48,11 +49,6 @@ const validateChannel = (channel: string) =>
     }
     return name
   })
-
-const sqlState = (error: SqlError): string | undefined => {
-  const cause = error.cause as { readonly code?: unknown } | undefined
-  return typeof cause?.code === "string" ? cause.code : undefined
-}
 
 /** `::regclass` on a name that is not a table fails with undefined_table or invalid_name. */
 const unknownTable = (table: string) => (error: SqlError): AdminError | SqlError => {

@@ -2,6 +2,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import { describe, expect, it } from "@effect/vitest"
 import { isConnectionLoss } from "../src/internal/connectionLoss.js"
 import { describeError, escapeUntrusted } from "../src/internal/logText.js"
+import { databaseError, sqlState } from "../src/internal/sqlState.js"
 import { PgWatchError } from "../src/PgWatchError.js"
 
 const pgError = (message: string, code?: string) => Object.assign(new Error(message), code === undefined ? {} : { code })
@@ -34,6 +35,16 @@ describe("log text and error classification", () => {
     }
     for (const failed of [pgError("permission denied", "42501"), pgError("canceling statement due to statement timeout", "57014"), pgError("boom")]) {
       expect(isConnectionLoss(sqlError(failed))).toBe(false)
+    }
+  })
+
+  it("finds PostgreSQL's SQLSTATE and message in an SqlError or pg's error, and nothing else", () => {
+    expect(sqlState(sqlError(pgError("permission denied", "42501")))).toBe("42501")
+    expect(sqlState(pgError("x", "57P05"))).toBe("57P05")
+    expect(databaseError(sqlError(pgError("permission denied", "42501")))).toEqual({ code: "42501", message: "permission denied" })
+    const throwing = Object.defineProperty({}, "code", { get: () => { throw new Error("no") } })
+    for (const other of [pgError("connect", "ECONNREFUSED"), pgError("plain"), sqlError(undefined), throwing, null, "42501"]) {
+      expect(sqlState(other)).toBeUndefined()
     }
   })
 })

@@ -1,6 +1,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import { sqlState } from "./sqlState.js"
 
 /**
  * SQLSTATEs and driver errors that mean the connection went away, not that the statement
@@ -12,12 +13,10 @@ import * as Schedule from "effect/Schedule"
 const LOST_CODES = new Set(["57P01", "57P02", "57P03", "57P05", "25P03"])
 const LOST_MESSAGES = /Connection terminated|connection is closed|ECONNRESET|EPIPE|Client has encountered a connection error/i
 
-const codeOf = (error: SqlError): unknown => (error.cause as { readonly code?: unknown } | undefined)?.code
-
 /** Whether a statement failed because its pooled connection was lost. */
 export const isConnectionLoss = (error: SqlError): boolean => {
-  const code = codeOf(error)
-  if (typeof code === "string" && (LOST_CODES.has(code) || code.startsWith("08"))) return true
+  const code = sqlState(error)
+  if (code !== undefined && (LOST_CODES.has(code) || code.startsWith("08"))) return true
   const message = (error.cause as { readonly message?: unknown } | undefined)?.message
   return typeof message === "string" && LOST_MESSAGES.test(message)
 }

@@ -8,6 +8,7 @@ import * as Option from "effect/Option"
 import * as Roles from "../Roles.js"
 import { PgWatchError } from "../PgWatchError.js"
 import { describe } from "./describe.js"
+import { databaseError } from "./sqlState.js"
 
 /**
  * What a consumer's run ended with, and so what its supervisor does:
@@ -34,14 +35,6 @@ const field = (u: unknown, key: string): unknown => {
   } catch {
     return undefined
   }
-}
-
-/** PostgreSQL's code and message, from an `SqlError` (or pg's own error). */
-const databaseError = (error: unknown): { readonly code: string; readonly message: string } | undefined => {
-  const pg = field(error, "_tag") === "SqlError" ? field(error, "cause") : error
-  const code = field(pg, "code")
-  if (typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code)) return undefined
-  return { code, message: describe(field(pg, "message")) }
 }
 
 /**
@@ -83,9 +76,11 @@ export const diagnose = (consumerId: string, schema: string, cause: Cause.Cause<
   if (Option.isSome(service)) return { _tag: "Fatal", error: missingServiceError(consumerId, service.value) }
   const db = databaseError(error)
   if (db !== undefined) {
-    const description = `${db.message} (SQLSTATE ${db.code})`
-    if (db.code === "42501") {
-      const object = /permission denied for (table|schema|function|sequence) (\S+)/.exec(db.message)
+    const { code } = db
+    const message = describe(db.message)
+    const description = `${message} (SQLSTATE ${code})`
+    if (code === "42501") {
+      const object = /permission denied for (table|schema|function|sequence) (\S+)/.exec(message)
       const [kind, name] = object === null ? [undefined, undefined] : [object[1], object[2]]
       const grantee = role === undefined ? "the consumer's role" : roleIdentifier(role)
       const fix = kind === "schema"
@@ -97,7 +92,7 @@ export const diagnose = (consumerId: string, schema: string, cause: Cause.Cause<
         : `run \`pgwatch grant ${role === undefined ? "<role>" : roleIdentifier(role)} --as consumer\` as the owner of schema ${schema}`
       return { _tag: "Misconfigured", description, fix }
     }
-    if (db.code === "42P01" || db.code === "42883" || db.code === "3F000") {
+    if (code === "42P01" || code === "42883" || code === "3F000") {
       return { _tag: "Misconfigured", description, fix: `the pgwatch schema ${schema} is missing or out of date: run \`pgwatch migrate\`` }
     }
     // Any other database error: PostgreSQL's own words, not the driver's wrapper.
