@@ -44,4 +44,8 @@ describe("describe", () => {
   it("stays one line that PostgreSQL can store (no NUL)", () => {
     expect(describeValue("a\nb\r\u0000c")).toBe("a\\nb\\r\\u0000c")
   })
+
+  it("escapes ANSI escapes and tabs as log lines do: a handler's error cannot forge status output", () => {
+    expect(describeValue(new Error("refused\u001b[2K\tWARN forged"))).toBe("refused\\u001b[2K\\tWARN forged")
+  })
 })

@@ -1,8 +1,11 @@
+import { escapeControls } from "./logText.js"
+
 /**
  * Describing any value as one line of text, for logs and stored errors. It never throws:
  * bigints, cycles, getters that throw, proxies, very deep or very large values all give some
- * text, cut at `limit` characters. NUL characters (which PostgreSQL's `text` refuses) and line
- * breaks are escaped, so the text can be stored and logged as one line.
+ * text, cut at `limit` characters. Control characters (line breaks, ANSI escapes, NUL, which
+ * PostgreSQL's `text` refuses) are escaped as log lines escape them (`escapeControls`), so the
+ * text can be stored, logged and printed by `status` as one line.
  */
 export const describe = (value: unknown, limit = 1000): string => {
   const out: Array<string> = []
@@ -82,7 +85,7 @@ export const describe = (value: unknown, limit = 1000): string => {
     // A proxy whose traps throw, or a stack too deep to walk even this far.
     write("[undescribable value]")
   }
-  const text = out.join("").replace(/[\u0000\r\n]/g, (c) => c === "\u0000" ? "\\u0000" : c === "\r" ? "\\r" : "\\n")
+  const text = escapeControls(out.join(""))
   return cut ? `${text.slice(0, limit)}…` : truncate(text, limit)
 }
 

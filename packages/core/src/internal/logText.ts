@@ -11,9 +11,15 @@ const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u206
  * Untrusted text (a foreign NOTIFY payload, a server message quoting user input) for a log
  * line: every control character as a visible escape (`\n`, `\u001b`), cut at `max` characters.
  */
-export const escapeUntrusted = (text: string, max = 200): string => {
-  const cut = text.length > max ? `${text.slice(0, max)}…(${text.length - max} more chars)` : text
-  return cut.replace(UNSAFE, (char) => {
+export const escapeUntrusted = (text: string, max = 200): string =>
+  escapeControls(text.length > max ? `${text.slice(0, max)}…(${text.length - max} more chars)` : text)
+
+/**
+ * Text with every control character as a visible escape (`\n`, `\u001b`): one line that
+ * cannot forge or disguise another, and that PostgreSQL's `text` can store (no NUL).
+ */
+export const escapeControls = (text: string): string =>
+  text.replace(UNSAFE, (char) => {
     switch (char) {
       case "\n":
         return "\\n"
@@ -25,7 +31,6 @@ export const escapeUntrusted = (text: string, max = 200): string => {
         return `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`
     }
   })
-}
 
 interface WithCause {
   readonly message?: unknown
