@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { age, clip, table } from "../src/internal/output.js"
+import * as BigDecimal from "effect/BigDecimal"
+import { age, clip, inline, table } from "../src/internal/output.js"
 
 // What the commands print, without running them.
 describe("output", () => {
@@ -28,5 +29,14 @@ describe("output", () => {
     expect(clip("a\n  b\tc")).toBe("a b c")
     expect(clip("x".repeat(10), 5)).toBe("xxxx…")
     expect(clip("short", 5)).toBe("short")
+  })
+
+  it("inline: numbers as exactly as --json writes them (log lines, the demo), and never throws", () => {
+    expect(inline({ id: 9007199254740993n, amount: BigDecimal.unsafeFromString("12345678901234567.89"), n: 1 })).toBe(
+      `{"id":"9007199254740993","amount":"12345678901234567.89","n":1}`
+    )
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    expect(inline(cyclic)).toBe("[object Object]")
   })
 })

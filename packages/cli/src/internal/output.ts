@@ -8,25 +8,23 @@ export const out = (line: string) => Effect.sync(() => void process.stdout.write
 export const err = (line: string) => Effect.sync(() => void process.stderr.write(`${line}\n`))
 
 /**
- * JSON in which no number can be rounded by whoever reads it: bigints (every log id, and
- * integers past 2^53 in payloads) and exact decimals (`BigDecimal`s in payloads) are written
- * as strings of their exact digits. Dates are ISO strings.
+ * The JSON replacer of everything the command prints: bigints (every log id, and integers past
+ * 2^53 in payloads) and exact decimals (`BigDecimal`s in payloads) are written as strings of
+ * their exact digits, so that no reader can round them. Dates are ISO strings.
  */
-export const json = (value: unknown) =>
-  out(JSON.stringify(
-    value,
-    function(this: Record<string, unknown>, key, v: unknown) {
-      // `v` has been through toJSON already; the holder still has the BigDecimal itself.
-      const original = this[key]
-      return typeof v === "bigint" ? String(v) : BigDecimal.isBigDecimal(original) ? BigDecimal.format(original) : v
-    },
-    2
-  ))
+function exact(this: Record<string, unknown>, key: string, v: unknown): unknown {
+  // `v` has been through toJSON already; the holder still has the BigDecimal itself.
+  const original = this[key]
+  return typeof v === "bigint" ? String(v) : BigDecimal.isBigDecimal(original) ? BigDecimal.format(original) : v
+}
 
-/** A value as one line of JSON for people to read; never throws (bigints as digits, cycles and the like as text). */
+/** Prints a value as JSON (`--json`), numbers exact (see `exact`). */
+export const json = (value: unknown) => out(JSON.stringify(value, exact, 2))
+
+/** A value as one line of JSON for people to read (numbers exact, as in `json`); never throws (a cycle gives its `String`). */
 export const inline = (value: unknown): string => {
   try {
-    return JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? String(v) : v)) ?? String(value)
+    return JSON.stringify(value, exact) ?? String(value)
   } catch {
     return String(value)
   }
