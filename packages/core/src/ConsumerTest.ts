@@ -5,12 +5,14 @@
  *
  * @since 0.1.0
  */
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { type Consumer, retrySchedule } from "./Consumer.js"
 import * as Handling from "./internal/handling.js"
 import type { Notification } from "./Notification.js"
 import * as PgWatch from "./PgWatch.js"
+import type { PgWatchError } from "./PgWatchError.js"
 
 /**
  * What handling one notification came to.
@@ -59,24 +61,29 @@ export interface RunOptions {
 }
 
 /**
- * The retry policy the runtime would use for consumers without their own schedule.
+ * The retry policy the runtime would use for consumers without their own schedule. A bad
+ * policy or setting fails, as it would fail the service's layer.
  */
-const servicePolicy = (options: RunOptions): Effect.Effect<PgWatch.RetryPolicy> =>
+const servicePolicy = (
+  options: RunOptions
+): Effect.Effect<PgWatch.RetryPolicy, PgWatchError | ConfigError.ConfigError> =>
   Effect.gen(function*() {
     if (options.retry !== undefined) return yield* resolveRetry(options.retry)
     const service = yield* Effect.serviceOption(PgWatch.PgWatch)
     if (Option.isSome(service)) return service.value.settings.retry
-    const fromConfig = yield* Effect.orDie(PgWatch.config)
+    const fromConfig = yield* PgWatch.config
     return yield* resolveRetry(fromConfig.retry)
   })
 
 const resolveRetry = (retry: PgWatch.Options["retry"]) =>
-  Effect.map(Effect.orDie(PgWatch.resolve({ retry })), (settings) => settings.retry)
+  Effect.map(PgWatch.resolve({ retry }), (settings) => settings.retry)
 
 /**
  * Runs the consumer's handler over the inputs exactly as the runtime would (schema decoding,
  * dead-letter decisions, its concurrency), in order, with the runtime's retries: the
- * consumer's own schedule, else the service's policy (see `RunOptions.retry`).
+ * consumer's own schedule, else the service's policy (see `RunOptions.retry`). Fails only
+ * when that policy is invalid (a `PgWatchError`) or its settings cannot be read (a
+ * `ConfigError`, e.g. `PGWATCH_MAX_RETRIES=many`).
  *
  * @since 0.1.0
  * @category running
@@ -85,7 +92,7 @@ export const run = <R>(
   consumer: Consumer<R>,
   inputs: Iterable<Input>,
   options: RunOptions = {}
-): Effect.Effect<ReadonlyArray<Result>, never, R> =>
+): Effect.Effect<ReadonlyArray<Result>, PgWatchError | ConfigError.ConfigError, R> =>
   Effect.gen(function*() {
     const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
     const notifications = Array.from(inputs, (input, i): Notification<unknown> => ({

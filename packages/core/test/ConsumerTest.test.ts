@@ -147,5 +147,17 @@ describe("ConsumerTest", () => {
         const [result] = yield* Fiber.join(fiber)
         expect(result!.outcome).toMatchObject({ _tag: "DeadLettered", reason: "retries-exhausted", attempts: 1 })
       }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["PGWATCH_MAX_RETRIES", "0"]])))))
+
+    it.effect("a bad policy or setting is an error that says what is wrong, not a defect", () =>
+      Effect.gen(function*() {
+        const bad = yield* Effect.flip(ConsumerTest.run(hopeless, [{ payload: 1 }], { retry: { maxRetries: -1 } }))
+        expect(bad).toMatchObject({ _tag: "PgWatchError", reason: "Config", message: "max retries must be a whole number, got -1" })
+        const unreadable = yield* Effect.flip(
+          ConsumerTest.run(hopeless, [{ payload: 1 }]).pipe(
+            Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["PGWATCH_MAX_RETRIES", "many"]])))
+          )
+        )
+        expect(unreadable).toMatchObject({ _tag: "ConfigError", _op: "InvalidData", path: ["PGWATCH_MAX_RETRIES"] })
+      }))
   })
 })
