@@ -32,7 +32,7 @@ describe.skipIf(pgbouncerBinary === undefined)("pgwatch listen behind PgBouncer 
         expect(warnings).toEqual([])
       } else {
         expect(warnings).toHaveLength(1)
-        expect(warnings[0]).toContain("Fix: set listenUrl (PGWATCH_LISTEN_URL, pgwatch --listen-url)")
+        expect(warnings[0]).toContain("Fix: set listenUrl (PGWATCH_LISTEN_URL, `pgwatch listen --listen-url`)")
       }
     }
   })

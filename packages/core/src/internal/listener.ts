@@ -242,7 +242,7 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
               `pgwatch: ${reason}. This is what a pooler in transaction mode does (e.g. PgBouncer pool_mode=transaction, ` +
                 `a provider's "pooled" URL): LISTEN cannot work through it. Consumers poll every ` +
                 `${Duration.format(options.fallbackPollInterval)} meanwhile. Fix: set listenUrl ` +
-                `(PGWATCH_LISTEN_URL, pgwatch --listen-url) to a direct or session-mode connection.`
+                `(PGWATCH_LISTEN_URL, \`pgwatch listen --listen-url\`) to a direct or session-mode connection.`
             )
           }
           failures = 0
