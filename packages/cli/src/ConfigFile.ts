@@ -153,8 +153,8 @@ const maskValue = (value: unknown): unknown =>
     : value
 
 /**
- * The config with its database password and the password of its URL masked: what a decode
- * error may print (it shows the values it rejects).
+ * The config with its database password and the passwords of its URLs (`url`, `listenUrl`)
+ * masked: what a decode error may print (it shows the values it rejects).
  */
 const withoutSecrets = (input: unknown): unknown => {
   if (typeof input !== "object" || input === null || !("database" in input)) return input
@@ -162,7 +162,9 @@ const withoutSecrets = (input: unknown): unknown => {
   if (typeof database === "string") return { ...input, database: Redact.redactUrl(database) }
   if (typeof database !== "object" || database === null) return input
   const masked: Record<string, unknown> = { ...database }
-  if (typeof masked.url === "string") masked.url = Redact.redactUrl(masked.url)
+  for (const key of ["url", "listenUrl"]) {
+    if (typeof masked[key] === "string") masked[key] = Redact.redactUrl(masked[key])
+  }
   if ("password" in masked) masked.password = maskValue(masked.password)
   return { ...input, database: masked }
 }

@@ -41,7 +41,9 @@ describe.concurrent("privileges", () => {
     const configs = [
       `{ apps: {}, database: { url: ${JSON.stringify(url)}, port: "5432" } }`,
       `{ apps: {}, database: { url: "postgres://127.0.0.1/test", user: "x", password: 1${secret.length}${secret.length}1 } }`,
-      `{ apps: {}, database: ${JSON.stringify(`${url}?password=${secret}`)}, extra: true }`
+      `{ apps: {}, database: ${JSON.stringify(`${url}?password=${secret}`)}, extra: true }`,
+      // A password with a space: only parsing the URL finds where it ends.
+      `{ apps: {}, database: { listenUrl: ${JSON.stringify(`postgres://app:my ${secret}@127.0.0.1/test`)}, port: "5432" } }`
     ]
     const printed: Array<string> = []
     for (const config of configs) {
