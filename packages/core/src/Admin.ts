@@ -324,6 +324,16 @@ const requireConsumer = (consumerId: string) =>
 
 const logIdStrings = (ids: ReadonlyArray<bigint> | undefined) => ids === undefined ? null : ids.map(String)
 
+/** The ids asked for (each once) that a statement's returned rows do not hold. */
+const missingIds = (ids: ReadonlyArray<string>, rows: ReadonlyArray<{ readonly log_id: string }>) => {
+  const found = new Set(rows.map((row) => row.log_id))
+  return [...new Set(ids)].filter((id) => !found.has(id))
+}
+
+/** A statement's returned log ids, in ascending order. */
+const sortedLogIds = (rows: ReadonlyArray<{ readonly log_id: string }>) =>
+  rows.map((row) => BigInt(row.log_id)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+
 /**
  * Dead letters, oldest failure first, with the notification they hold. Fails with
  * `UnknownConsumer` when the filter names a consumer that never registered.
@@ -478,8 +488,7 @@ export const replay = (
         ON CONFLICT (consumer_id, log_id) DO UPDATE SET requested_at = now()
         RETURNING log_id::text`
       if (ids !== null) {
-        const found = new Set(rows.map((row) => row.log_id))
-        const missing = [...new Set(ids)].filter((id) => !found.has(id))
+        const missing = missingIds(ids, rows)
         if (missing.length > 0) {
           return yield* new AdminError({
             reason: "UnknownLogIds",
@@ -492,7 +501,7 @@ export const replay = (
       if (rows.length > 0) yield* wakeChannels(consumer.channels)
       return rows
     }))
-    return queued.map((row) => BigInt(row.log_id)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    return sortedLogIds(queued)
   }).pipe(Effect.withSpan("Admin.replay"))
 
 /**
@@ -523,8 +532,7 @@ export const discardDeadLetters = (
            AND (${ids}::bigint[] IS NULL OR log_id = ANY (${ids}::bigint[]))
         RETURNING log_id::text`
       if (ids !== null) {
-        const found = new Set(rows.map((row) => row.log_id))
-        const missing = [...new Set(ids)].filter((id) => !found.has(id))
+        const missing = missingIds(ids, rows)
         if (missing.length > 0) {
           return yield* new AdminError({
             reason: "UnknownLogIds",
@@ -534,7 +542,7 @@ export const discardDeadLetters = (
       }
       return rows
     }))
-    return discarded.map((row) => BigInt(row.log_id)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    return sortedLogIds(discarded)
   }).pipe(Effect.withSpan("Admin.discardDeadLetters"))
 
 /**
