@@ -1,5 +1,5 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Ref } from "effect"
+import { Effect, Queue, Ref } from "effect"
 import * as Admin from "../src/Admin.js"
 import * as Consumer from "../src/Consumer.js"
 import * as PgWatch from "../src/PgWatch.js"
@@ -94,19 +94,25 @@ describe("Admin", () => {
     it.effect("discards dead letters and removes consumers, so that cleanup can delete what they held", () =>
       Effect.gen(function*() {
         const channel = freshChannel()
-        const { consumer, received } = yield* recordingConsumer({
+        // Handlers started (poisoned ones included): a graceful stop lets them finish, dead
+        // letters written, but starts no new one, so the test waits for all of them to start.
+        const started = yield* Queue.unbounded<bigint>()
+        const { consumer } = yield* recordingConsumer({
           id: "admin_poison",
           channels: [channel],
           handle: (n) =>
-            (n.payload as { poison?: boolean }).poison === true
-              ? Effect.fail(new Consumer.Permanent({ message: "poison" }))
-              : Effect.void
+            Effect.zipRight(
+              Queue.offer(started, n.id),
+              (n.payload as { poison?: boolean }).poison === true
+                ? Effect.fail(new Consumer.Permanent({ message: "poison" }))
+                : Effect.void
+            )
         })
         const [, bad1, bad2, bad3] = yield* PgWatch.notifyMany(channel, [{ n: 1 }, { poison: true }, { poison: true }, {
           poison: true
         }])
         const stop = yield* start(consumer)
-        yield* takeN(received, 1)
+        yield* Effect.forEach([1, 2, 3, 4], () => Queue.take(started)).pipe(Effect.timeout("10 seconds"))
         const running = yield* Effect.flip(Admin.removeConsumer("admin_poison"))
         expect(running).toMatchObject({ _tag: "AdminError", reason: "ConsumerRunning" })
         expect(running.message).toContain("stop it first")
