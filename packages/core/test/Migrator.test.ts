@@ -5,7 +5,7 @@ import * as Migrator from "../src/Migrator.js"
 import * as PgWatch from "../src/PgWatch.js"
 import { migrationNames } from "../../../test-support/migrations.js"
 import * as Roles from "../src/Roles.js"
-import { dropRoles, loginRole } from "./roleUtils.js"
+import { loginRole, schemaWithRoles } from "./roleUtils.js"
 import { dropSchemaFinally, freshSchema, PgLive } from "./utils.js"
 
 describe("migrator", () => {
@@ -58,14 +58,8 @@ describe("migrator", () => {
 
   it.live("a role without CREATE on the database: the service starts with migrate: true when nothing is pending", () =>
     Effect.gen(function*() {
-      const schema = freshSchema()
+      const schema = yield* schemaWithRoles
       const sql = yield* PgClient.PgClient
-      yield* Effect.addFinalizer(() =>
-        Effect.gen(function*() {
-          yield* sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-          yield* dropRoles(Roles.kinds.map((kind) => Roles.groupRole(schema, kind)))
-        }).pipe(Effect.orDie)
-      )
       const app = yield* loginRole("app")
       const [{ owner }] = yield* sql<{ owner: string }>`SELECT current_user AS owner`
       yield* Migrator.migrate({ schema })

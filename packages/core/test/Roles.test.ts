@@ -9,19 +9,12 @@ import * as PgWatch from "../src/PgWatch.js"
 import * as Retention from "../src/Retention.js"
 import * as Roles from "../src/Roles.js"
 import * as Triggers from "../src/Triggers.js"
-import { dropRoles, loginRole, sqlState } from "./roleUtils.js"
-import { freshChannel, freshSchema, PgLive, recordingConsumer, start, takeN, testOptions } from "./utils.js"
+import { loginRole, schemaWithRoles, sqlState } from "./roleUtils.js"
+import { freshChannel, PgLive, recordingConsumer, start, takeN, testOptions } from "./utils.js"
 
 /** A migrated schema, dropped with its group roles when the scope closes; the service as its owner. */
 const ownedSchema = Effect.gen(function*() {
-  const schema = freshSchema()
-  const sql = yield* PgClient.PgClient
-  yield* Effect.addFinalizer(() =>
-    Effect.gen(function*() {
-      yield* sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-      yield* dropRoles(Roles.kinds.map((kind) => Roles.groupRole(schema, kind)))
-    }).pipe(Effect.orDie)
-  )
+  const schema = yield* schemaWithRoles
   yield* Migrator.migrate({ schema })
   const owner = PgWatch.layer({ schema, ...testOptions }).pipe(Layer.provideMerge(PgLive))
   return { schema, owner }

@@ -3,7 +3,8 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Redacted } from "effect"
 import * as Pg from "pg"
 import * as PgWatch from "../src/PgWatch.js"
-import { databaseUrl, testOptions } from "./utils.js"
+import * as Roles from "../src/Roles.js"
+import { databaseUrl, freshSchema, testOptions } from "./utils.js"
 
 const suffix = () => Math.random().toString(36).slice(2, 10)
 
@@ -56,8 +57,18 @@ export const loginRole = (prefix: string) =>
     ({ name }) => dropRoles([name]).pipe(Effect.orDie)
   )
 
-/** The SQLSTATE of a failed query, if any. */
-export const sqlState = (error: unknown): string | undefined => {
-  const cause = (error as { readonly cause?: { readonly code?: unknown } }).cause
-  return typeof cause?.code === "string" ? cause.code : undefined
-}
+/** The SQLSTATE of a failed query, if any: the library's own reading of it. */
+export { sqlState } from "../src/internal/sqlState.js"
+
+/** A fresh schema name, dropped (with its group roles) when the scope closes. */
+export const schemaWithRoles = Effect.gen(function*() {
+  const schema = freshSchema()
+  const sql = yield* PgClient.PgClient
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      yield* sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+      yield* dropRoles(Roles.kinds.map((kind) => Roles.groupRole(schema, kind)))
+    }).pipe(Effect.orDie)
+  )
+  return schema
+})
