@@ -79,6 +79,14 @@ const pendingOf = (files: ReadonlyArray<SqlFiles.SqlFile>, schema: string, state
     (applied) => files.filter((file) => !applied.has(file.version)).map((file): Migration => ({ ...file, sql: file.text }))
   )
 
+/** The SQL files, what the connected role may do with the schema, and which files are pending. */
+const survey = (schema: string) =>
+  Effect.gen(function*() {
+    const files = yield* SqlFiles.load(schema)
+    const state = yield* access(schema)
+    return { files, state, todo: yield* pendingOf(files, schema, state) }
+  })
+
 /**
  * The migrations not yet applied to the schema, in order. Reads only: any role with the
  * grants of `pgwatch grant` (or none, while the schema does not exist) may ask.
@@ -91,10 +99,7 @@ export const pending = (options: { readonly schema: string }): Effect.Effect<
   PgWatchError | SqlError,
   SqlClient.SqlClient
 > =>
-  Effect.gen(function*() {
-    const files = yield* SqlFiles.load(options.schema)
-    return yield* pendingOf(files, options.schema, yield* access(options.schema))
-  })
+  Effect.map(survey(options.schema), ({ todo }) => todo)
 
 const names = (todo: ReadonlyArray<Migration>) =>
   todo.map((m) => `${String(m.version).padStart(4, "0")}_${m.name}`).join(", ")
@@ -143,9 +148,7 @@ export const migrate = (options: { readonly schema: string; readonly dryRun?: bo
   SqlClient.SqlClient
 > =>
   Effect.gen(function*() {
-    const files = yield* SqlFiles.load(options.schema)
-    const state = yield* access(options.schema)
-    const todo = yield* pendingOf(files, options.schema, state)
+    const { files, state, todo } = yield* survey(options.schema)
     if (options.dryRun === true || todo.length === 0) return todo
     yield* requireRights(options.schema, state, todo)
     const sql = yield* SqlClient.SqlClient
