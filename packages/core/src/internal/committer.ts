@@ -25,6 +25,8 @@ export interface Committer {
   readonly failure: Effect.Effect<never, SqlError>
 }
 
+const gathering = (): Cursor.Gathering => ({ cursor: Option.none(), handled: 0, lastLogId: Option.none(), redelivered: [] })
+
 export const make = (
   schema: string,
   consumerId: string,
@@ -33,30 +35,27 @@ export const make = (
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     // Handled and not yet being written.
-    let cursor: Option.Option<Cursor.Cursor> = Option.none()
-    let handled = 0
-    let lastLogId: Option.Option<bigint> = Option.none()
-    let redelivered: Array<bigint> = []
+    let pending = gathering()
     const wanted = yield* Queue.sliding<void>(1)
     // Whether a write is already asked for: recording then costs no queue operation.
     let asked = false
     const writing = yield* Effect.makeSemaphore(1)
 
     const take = (): Cursor.Progress => {
-      const progress = { cursor, handled, lastLogId, redelivered }
-      cursor = Option.none()
-      handled = 0
-      lastLogId = Option.none()
-      redelivered = []
+      const progress = pending
+      pending = gathering()
       return progress
     }
 
     // A failed write puts its progress back in front of anything recorded since.
     const putBack = (progress: Cursor.Progress) => {
-      if (Option.isNone(cursor)) cursor = progress.cursor
-      if (Option.isNone(lastLogId)) lastLogId = progress.lastLogId
-      handled += progress.handled
-      redelivered = [...progress.redelivered, ...redelivered]
+      const later = pending
+      pending = {
+        cursor: Option.orElse(later.cursor, () => progress.cursor),
+        handled: progress.handled + later.handled,
+        lastLogId: Option.orElse(later.lastLogId, () => progress.lastLogId),
+        redelivered: [...progress.redelivered, ...later.redelivered]
+      }
     }
 
     const flush = writing.withPermits(1)(
@@ -78,10 +77,7 @@ export const make = (
 
     return {
       record: (delivery) => {
-        handled += 1
-        lastLogId = Option.some(delivery.id)
-        if (Option.isSome(delivery.cursor)) cursor = delivery.cursor
-        if (Option.isSome(delivery.redelivery)) redelivered.push(delivery.redelivery.value.logId)
+        Cursor.gather(pending, delivery)
         if (!asked) {
           asked = true
           wanted.unsafeOffer(undefined)

@@ -69,24 +69,34 @@ export interface Progress {
 
 export const noProgress: Progress = { cursor: Option.none(), handled: 0, lastLogId: Option.none(), redelivered: [] }
 
+/** A handled delivery, as far as progress goes. */
+interface Handled {
+  readonly id: bigint
+  readonly cursor: Option.Option<Cursor>
+  readonly redelivery: Option.Option<{ readonly logId: bigint }>
+}
+
+/** Progress being gathered in place, one delivery at a time (the committer's, per notification). */
+export interface Gathering {
+  cursor: Option.Option<Cursor>
+  handled: number
+  lastLogId: Option.Option<bigint>
+  readonly redelivered: Array<bigint>
+}
+
+/** Adds one handled delivery, given in stream order, to progress being gathered. */
+export const gather = (progress: Gathering, delivery: Handled): void => {
+  progress.handled += 1
+  progress.lastLogId = Option.some(delivery.id)
+  if (Option.isSome(delivery.cursor)) progress.cursor = delivery.cursor
+  if (Option.isSome(delivery.redelivery)) progress.redelivered.push(delivery.redelivery.value.logId)
+}
+
 /** Progress after also handling these deliveries, given in stream order. */
-export const advance = (
-  progress: Progress,
-  deliveries: Iterable<{
-    readonly id: bigint
-    readonly cursor: Option.Option<Cursor>
-    readonly redelivery: Option.Option<{ readonly logId: bigint }>
-  }>
-): Progress => {
-  let { cursor, handled, lastLogId } = progress
-  const redelivered = [...progress.redelivered]
-  for (const delivery of deliveries) {
-    handled += 1
-    lastLogId = Option.some(delivery.id)
-    if (Option.isSome(delivery.cursor)) cursor = delivery.cursor
-    if (Option.isSome(delivery.redelivery)) redelivered.push(delivery.redelivery.value.logId)
-  }
-  return { cursor, handled, lastLogId, redelivered }
+export const advance = (progress: Progress, deliveries: Iterable<Handled>): Progress => {
+  const next: Gathering = { ...progress, redelivered: [...progress.redelivered] }
+  for (const delivery of deliveries) gather(next, delivery)
+  return next
 }
 
 /**
