@@ -3,7 +3,7 @@ import { Context, Duration, Effect, Fiber, Layer, Ref, TestClock } from "effect"
 import * as Consumer from "../src/Consumer.js"
 import type * as PgWatch from "../src/PgWatch.js"
 import type { PgWatchError } from "../src/PgWatchError.js"
-import { describeError, lagOf } from "../src/internal/handling.js"
+import { describeHandlerError, lagOf } from "../src/internal/handling.js"
 
 // The pure parts of a consumer: its retry backoff, declaration checks, error texts, lag.
 describe("Consumer", () => {
@@ -53,12 +53,12 @@ describe("Consumer", () => {
     expect(untyped({ channels: [7] })).toMatchObject({ left: { message: `consumer "orders": a channel name is a string, got 7` } })
   })
 
-  it("describeError never throws, whatever the cause holds", () => {
-    expect(describeError(new Consumer.Permanent({ message: "refused", cause: { amount: 10n } }))).toBe(`refused: {"amount":10n}`)
-    expect(describeError(new Consumer.Retryable({ message: "down" }))).toBe("down")
+  it("describeHandlerError never throws, whatever the cause holds", () => {
+    expect(describeHandlerError(new Consumer.Permanent({ message: "refused", cause: { amount: 10n } }))).toBe(`refused: {"amount":10n}`)
+    expect(describeHandlerError(new Consumer.Retryable({ message: "down" }))).toBe("down")
     const cyclic: Record<string, unknown> = {}
     cyclic.again = cyclic
-    expect(describeError(new Consumer.Retryable({ message: "loop", cause: cyclic }))).toBe(`loop: {"again":[Circular]}`)
+    expect(describeHandlerError(new Consumer.Retryable({ message: "loop", cause: cyclic }))).toBe(`loop: {"again":[Circular]}`)
   })
 
   it("lag is seconds since creation, 0 when the time has no age", () => {

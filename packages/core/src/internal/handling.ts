@@ -27,7 +27,7 @@ export type Outcome =
   }
 
 /** A handler error as one line; never throws, whatever its message and cause hold. */
-export const describeError = (error: HandlerError): string => {
+export const describeHandlerError = (error: HandlerError): string => {
   const message = describe(error.message)
   return error.cause === undefined ? message : `${message}: ${describe(error.cause)}`
 }
@@ -139,11 +139,11 @@ export const processor = <R>(
     const gaveUp = (error: HandlerError) =>
       invalidPayloads.has(error)
         ? deadLetter("invalid-payload", error.message, attempts - 1)
-        : deadLetter(error._tag === "Permanent" ? "permanent" : "retries-exhausted", describeError(error), attempts)
+        : deadLetter(error._tag === "Permanent" ? "permanent" : "retries-exhausted", describeHandlerError(error), attempts)
     if (first._tag === "Permanent") return gaveUp(first)
     // Operators see the failure while it is retried (status), not only once it is given up.
     const again = settled(notification, () => attempts += 1).pipe(
-      Effect.tapError((error) => state.retrying(notification.id, attempts, describeError(error)))
+      Effect.tapError((error) => state.retrying(notification.id, attempts, describeHandlerError(error)))
     )
     const outcome = Effect.matchEffect(retryPath(again, first), {
       onSuccess: () => Effect.as(Metric.increment(handled), { _tag: "Handled", attempts } as Outcome),
@@ -156,7 +156,7 @@ export const processor = <R>(
           : deadLetter("retries-exhausted", `retrying threw: ${describe(defect)}`, attempts)
       )
     )
-    return state.retrying(notification.id, attempts, describeError(first)).pipe(
+    return state.retrying(notification.id, attempts, describeHandlerError(first)).pipe(
       Effect.zipRight(outcome),
       Effect.zipLeft(state.settled(notification.id))
     )
