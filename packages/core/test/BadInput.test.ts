@@ -1,5 +1,5 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Effect, Logger, Schema } from "effect"
 import * as PgWatch from "../src/PgWatch.js"
 import { freshChannel, nothingMore, query, rawClient, recordingConsumer, start, takeN, watchLayer } from "./utils.js"
 
@@ -46,6 +46,32 @@ describe("bad input", () => {
         expect(dead[0]).toMatchObject({ log_id: String(bad), reason: "invalid-payload" })
         expect(dead[0]!.error).toContain("orderId")
       }))
+
+    it.scoped("the dead-letter warning is one log line, even for a parse error's tree", () => {
+      const lines: Array<string> = []
+      const logger = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ message }) => {
+          lines.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+        })
+      )
+      return Effect.gen(function*() {
+        const channel = freshChannel()
+        const { consumer, received } = yield* recordingConsumer({
+          id: "typed_escaped",
+          channels: [channel],
+          schema: Schema.Struct({ orderId: Schema.Number })
+        })
+        const stop = yield* start(consumer)
+        yield* PgWatch.notify(channel, { orderId: "1\nERROR forged line \u001b[31m" })
+        const good = yield* PgWatch.notify(channel, { orderId: 7 })
+        expect((yield* takeN(received, 1))[0]!.id).toBe(good)
+        yield* stop
+        const warning = lines.find((line) => line.includes("typed_escaped dead-lettered"))
+        expect(warning).toContain("ERROR forged line \\u001b[31m")
+        expect(warning).not.toMatch(/[\u0000-\u001f]/)
+      }).pipe(Effect.provide(logger))
+    })
 
     it.scoped("a row deleted before it was read is simply not delivered; nothing breaks", () =>
       Effect.gen(function*() {

@@ -12,6 +12,7 @@ import * as Committer from "./committer.js"
 import * as ConsumerState from "./consumerState.js"
 import * as HandledPrefix from "./handledPrefix.js"
 import * as Handling from "./handling.js"
+import { escapeControls } from "./logText.js"
 
 /** Records a notification the consumer gave up on, before its position moves past it. */
 const recordDeadLetter = (
@@ -23,7 +24,7 @@ const recordDeadLetter = (
     const { settings, sql } = yield* PgWatch
     const schema = sql(settings.schema)
     yield* Effect.logWarning(
-      `pgwatch: ${consumerId} dead-lettered notification ${delivery.id} (${outcome.reason}): ${outcome.error}`
+      `pgwatch: ${consumerId} dead-lettered notification ${delivery.id} (${outcome.reason}): ${escapeControls(outcome.error)}`
     )
     yield* sql.withTransaction(Effect.zipRight(
       sql`INSERT INTO ${schema}.dead_letter (consumer_id, log_id, reason, error, attempts)
