@@ -57,8 +57,15 @@ export interface Settings {
   /** How often the listen connection is checked, and how long the check may take. */
   readonly healthCheckInterval: Duration.Duration
   readonly healthCheckTimeout: Duration.Duration
-  /** First delay before reconnecting a lost listen connection; doubles up to the maximum. */
+  /**
+   * First delay before reconnecting a lost listen connection, and before restarting a
+   * consumer whose run ended on an error; doubles up to the maximum.
+   */
   readonly reconnectDelay: Duration.Duration
+  /**
+   * The longest of those delays; also how often a consumer stopped by a missing grant or
+   * migration tries again, and a listen connection that cannot deliver is replaced.
+   */
   readonly maxReconnectDelay: Duration.Duration
   /** How long a stopping consumer may spend finishing its in-flight handlers. */
   readonly shutdownTimeout: Duration.Duration
