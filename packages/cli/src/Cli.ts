@@ -23,6 +23,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { CliError } from "./CliError.js"
 import * as Grant from "./commands/grant.js"
+import { setup, shared, targetFor, withWatch } from "./commands/shared.js"
 import * as ConfigFile from "./ConfigFile.js"
 import * as Database from "./Database.js"
 import * as Demo from "./Demo.js"
@@ -43,8 +44,6 @@ const help = (text: string, examples: ReadonlyArray<readonly [command: string, e
       HelpDoc.p(Span.code(`$ ${command}`))
     ])
   ])
-
-import { setup, shared, targetFor, withWatch } from "./commands/shared.js"
 
 const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of a table."))
 

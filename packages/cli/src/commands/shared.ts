@@ -1,5 +1,7 @@
 /**
  * The options every database command takes, and the database they select.
+ *
+ * @since 0.1.0
  */
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
@@ -11,7 +13,12 @@ import * as Database from "../Database.js"
 import * as EmbeddedTarget from "../internal/embeddedTarget.js"
 import * as Output from "../internal/output.js"
 
-
+/**
+ * `--config`, `--database-url`, `--schema`, `--embedded`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export const shared = {
   config: Options.text("config").pipe(
     Options.withAlias("c"),
@@ -38,6 +45,10 @@ export const shared = {
   )
 }
 
+/**
+ * @since 0.1.0
+ * @category options
+ */
 export interface Shared {
   readonly config: Option.Option<string>
   readonly databaseUrl: Option.Option<string>
@@ -45,7 +56,12 @@ export interface Shared {
   readonly embedded: boolean
 }
 
-/** The database a command works on: the configured one, or with --embedded the embedded server (for the run). */
+/**
+ * The database a command works on: the configured one, or with --embedded the embedded server (for the run).
+ *
+ * @since 0.1.0
+ * @category resolving
+ */
 export const targetFor = (
   options: Shared,
   config: Option.Option<ConfigFile.Loaded>,
@@ -62,6 +78,12 @@ export const targetFor = (
       say: Output.err
     })
 
+/**
+ * The config file (if any) and the database of a command.
+ *
+ * @since 0.1.0
+ * @category resolving
+ */
 export const setup = (options: Shared) =>
   Effect.gen(function*() {
     const config = yield* ConfigFile.find({ path: options.config, cwd: process.cwd() })
@@ -69,7 +91,12 @@ export const setup = (options: Shared) =>
     return { config, target }
   })
 
-/** Runs an effect with the pgwatch service (and fails with `NotMigrated` on an unmigrated schema). */
+/**
+ * Runs an effect with the pgwatch service (and fails with `NotMigrated` on an unmigrated schema).
+ *
+ * @since 0.1.0
+ * @category resolving
+ */
 export const withWatch = <A, E, R>(options: Shared, effect: (target: Database.Target) => Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const { target } = yield* setup(options)
