@@ -613,6 +613,11 @@ const consumersRemove = Command.make(
     yes: Options.boolean("yes").pipe(
       Options.withAlias("y"),
       Options.withDescription("Do not ask for confirmation (required when not on a terminal).")
+    ),
+    force: Options.boolean("force").pipe(
+      Options.withDescription(
+        "Also remove a consumer marked running whose session is gone (status: running?), once you know its process is."
+      )
     )
   },
   (options) =>
@@ -625,7 +630,7 @@ const consumersRemove = Command.make(
             `${found.deadLetters} dead letter(s) and ${found.redeliveries} queued redelivery(ies)`
         const ok = found === undefined || (yield* confirmed(`Remove consumer ${options.consumer} and${what}?`, options.yes))
         if (!ok) return yield* Output.err("nothing removed")
-        const removed = yield* Admin.removeConsumer(options.consumer)
+        const removed = yield* Admin.removeConsumer(options.consumer, { force: options.force })
         yield* Output.out(
           `removed consumer ${removed.consumerId} with ${removed.deadLetters} dead letter(s) and ${removed.redeliveries} ` +
             "queued redelivery(ies); if it runs again, it starts as a new consumer"

@@ -561,12 +561,17 @@ export interface Removed {
  * Removes a consumer: its position, dead letters, queued redeliveries and waiting
  * registrations, in one transaction. What it held back from `cleanup` is then free to go; if
  * it runs again it starts as a new consumer. Fails with `UnknownConsumer` for a consumer that
- * never registered, and with `ConsumerRunning` while a process runs it (stop that first).
+ * never registered, and with `ConsumerRunning` while a process runs it (stop that first). A
+ * consumer marked running whose session is gone (`unknown`: its process died, or runs without a
+ * proven listen connection, e.g. behind a transaction pooler) is removed only with `force`.
  *
  * @since 0.1.0
  * @category consumers
  */
-export const removeConsumer = (consumerId: string): Effect.Effect<Removed, AdminError | SqlError, PgWatch> =>
+export const removeConsumer = (
+  consumerId: string,
+  options: { readonly force?: boolean | undefined } = {}
+): Effect.Effect<Removed, AdminError | SqlError, PgWatch> =>
   Effect.gen(function*() {
     const { settings, sql } = yield* PgWatch
     const schema = sql(settings.schema)
@@ -580,13 +585,22 @@ export const removeConsumer = (consumerId: string): Effect.Effect<Removed, Admin
         message: `consumer "${consumer.id}" is running (on ${row?.running_host}:${row?.running_pid}); stop it first`
       })
       if (row?.state === "running") return yield* running
+      const removable = options.force === true ? ["stopped", "unknown"] : ["stopped"]
+      if (row !== undefined && !removable.includes(row.state)) {
+        return yield* new AdminError({
+          reason: "ConsumerRunning",
+          message: `consumer "${consumer.id}" was marked running on ${row.running_host}:${row.running_pid} and the ` +
+            "session it held is gone: its process died, or it runs without a listen connection (e.g. behind a " +
+            "transaction pooler without listenUrl); if it is gone, remove it with force (pgwatch consumers remove --force)"
+        })
+      }
       const [counts] = yield* sql<{ dead_letters: string; redeliveries: string }>`
         WITH waiting AS (DELETE FROM ${schema}.waiting WHERE consumer_id = ${consumer.id})
         SELECT (SELECT count(*) FROM ${schema}.dead_letter WHERE consumer_id = ${consumer.id})::text AS dead_letters,
                (SELECT count(*) FROM ${schema}.redelivery WHERE consumer_id = ${consumer.id})::text AS redeliveries`
       // Its dead letters and redeliveries go with it (ON DELETE CASCADE). Checked again as it
       // is deleted (no row lock: that would need UPDATE, which operators do not have).
-      const deleted = yield* sql`DELETE FROM ${schema}.consumer c WHERE c.id = ${consumer.id} AND ${runState(sql)} <> 'running' RETURNING c.id`
+      const deleted = yield* sql`DELETE FROM ${schema}.consumer c WHERE c.id = ${consumer.id} AND ${runState(sql)} IN ${sql.in(removable)} RETURNING c.id`
       if (deleted.length === 0 && (yield* sql`SELECT 1 FROM ${schema}.consumer WHERE id = ${consumer.id}`).length > 0) {
         return yield* running
       }

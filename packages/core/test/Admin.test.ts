@@ -150,6 +150,27 @@ describe("Admin", () => {
         expect(yield* Effect.flip(Admin.removeConsumer("admin_poison"))).toMatchObject({ reason: "UnknownConsumer" })
       }))
 
+    it.effect("a consumer marked running whose session is gone is removed only with force", () =>
+      Effect.gen(function*() {
+        const channel = freshChannel()
+        const { consumer, received } = yield* recordingConsumer({ id: "admin_vanished", channels: [channel] })
+        const stop = yield* start(consumer)
+        yield* PgWatch.notify(channel, { n: 1 })
+        yield* takeN(received, 1)
+        yield* stop
+        // As a process killed with SIGKILL leaves it (or one whose listen connection never came up).
+        const { settings, sql } = yield* PgWatch.PgWatch
+        yield* sql`UPDATE ${sql(settings.schema)}.consumer
+                      SET running_host = 'gone', running_pid = 1, running_since = now(), running_backend_pid = 2147483647
+                    WHERE id = 'admin_vanished'`
+        const refused = yield* Effect.flip(Admin.removeConsumer("admin_vanished"))
+        expect(refused).toMatchObject({ reason: "ConsumerRunning" })
+        expect(refused.message).toContain("--force")
+        expect(yield* Admin.status({ consumerIds: ["admin_vanished"] })).toHaveLength(1)
+        expect(yield* Admin.removeConsumer("admin_vanished", { force: true })).toMatchObject({ consumerId: "admin_vanished" })
+        expect(yield* Admin.status({ consumerIds: ["admin_vanished"] })).toEqual([])
+      }))
+
     it.scoped("reads the NOTIFY queue usage: a listener stalled in a transaction makes it grow", () =>
       Effect.gen(function*() {
         // A listener inside a transaction reads nothing, so the queue keeps what is sent after.
