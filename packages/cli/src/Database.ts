@@ -65,6 +65,12 @@ const fromFile = (database: string | ConfigFile.DatabaseConfig): PgClient.PgClie
     ...(database.ssl !== undefined ? { ssl: database.ssl } : {})
   }
 
+/** Whether a config file's `database` sets anything about the server (`listenUrl` aside). */
+const namesServer = (database: string | ConfigFile.DatabaseConfig): boolean =>
+  typeof database === "string" ||
+  [database.url, database.host, database.port, database.database, database.user, database.password, database.ssl]
+    .some((value) => value !== undefined)
+
 /**
  * Where pg will really connect, for messages: `host:port/database`, worked out by pg itself
  * (a `pg.Client` built with the options @effect/sql-pg gives its pool, which reads the URL with
@@ -122,7 +128,10 @@ export const resolve = (options: TargetOptions): Effect.Effect<Target, ConfigErr
     const env = yield* PgWatch.databaseConfig
     const envSchema = yield* Config.option(Config.string("PGWATCH_SCHEMA"))
     const file = Option.map(options.config, (loaded) => loaded.config)
-    const fileDatabase = Option.flatMapNullable(file, (config) => config.database)
+    const fileEntry = Option.flatMapNullable(file, (config) => config.database)
+    // `database: { url: process.env.APP_DATABASE_URL }` with that variable unset names no server:
+    // the environment's settings apply, as if the file said nothing.
+    const fileDatabase = Option.filter(fileEntry, namesServer)
     const client = Option.isSome(options.databaseUrl)
       ? fromUrl(options.databaseUrl.value)
       : Option.isSome(fileDatabase)
@@ -134,7 +143,7 @@ export const resolve = (options: TargetOptions): Effect.Effect<Target, ConfigErr
       Option.orElse(options.schema, () => Option.orElse(Option.flatMapNullable(file, (c) => c.schema), () => envSchema)),
       () => PgWatch.defaults.schema
     )
-    const fileListenUrl = Option.flatMapNullable(fileDatabase, (database) => typeof database === "string" ? undefined : database.listenUrl)
+    const fileListenUrl = Option.flatMapNullable(fileEntry, (database) => typeof database === "string" ? undefined : database.listenUrl)
     const envListenUrl = yield* Config.option(Config.string("PGWATCH_LISTEN_URL"))
     const listenUrl = Option.getOrUndefined(Option.map(
       Option.orElse(options.listenUrl ?? Option.none(), () => Option.orElse(fileListenUrl, () => envListenUrl)),
