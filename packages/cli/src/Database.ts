@@ -164,6 +164,9 @@ const CONNECTION_CODES: Record<string, string> = {
   "3D000": "database does not exist"
 }
 
+/** pg's words when the server asks for a password (SCRAM or MD5) and it has none. */
+const NO_PASSWORD = /client password must be a string|password authentication failed: no password/i
+
 const codeOf = (cause: unknown): string | undefined => {
   if (typeof cause !== "object" || cause === null) return undefined
   const c = cause as { readonly code?: unknown; readonly errors?: ReadonlyArray<unknown> }
@@ -174,6 +177,14 @@ const codeOf = (cause: unknown): string | undefined => {
 const messageOf = (cause: unknown): string =>
   cause instanceof Error && cause.message !== "" ? cause.message.split("\n")[0]! : String(cause)
 
+/** A known code in words, then PostgreSQL's message unless it already begins with those words. */
+const knownCause = (code: string | undefined, message: string): string | undefined => {
+  const words = code === undefined ? undefined : CONNECTION_CODES[code]
+  if (code === undefined || words === undefined) return undefined
+  if (code.startsWith("E")) return words
+  return message.startsWith(words) ? message : `${words}: ${message}`
+}
+
 /**
  * One line saying why the database could not be reached, and where it was looked for.
  *
@@ -182,11 +193,14 @@ const messageOf = (cause: unknown): string =>
  */
 export const connectionError = (target: Target, error: SqlError): CliError => {
   const code = codeOf(error.cause)
-  const why = code !== undefined && CONNECTION_CODES[code] !== undefined
-    ? `${CONNECTION_CODES[code]}${code.startsWith("E") ? "" : `: ${messageOf(error.cause)}`}`
-    : error.message.includes("timed out")
-    ? "timed out after 5 seconds"
-    : messageOf(error.cause ?? error)
+  const message = messageOf(error.cause ?? error)
+  const why = knownCause(code, message) ?? (
+    NO_PASSWORD.test(message)
+      ? "the server asks for a password and none was given: put it in the URL (user:password@host) or PGPASSWORD"
+      : error.message.includes("timed out")
+      ? "timed out after 5 seconds"
+      : message
+  )
   const hint = target.configured
     ? ""
     : "; no database configured: set DATABASE_URL, or add --embedded to run on a local embedded PostgreSQL"
