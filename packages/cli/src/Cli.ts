@@ -44,7 +44,7 @@ const help = (text: string, examples: ReadonlyArray<readonly [command: string, e
     ])
   ])
 
-import { setup, shared, targetFor, withWatch } from "./commands/shared.js"
+import { setup, shared, targetFor, typedSchema, withWatch } from "./commands/shared.js"
 
 const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of a table."))
 
@@ -714,6 +714,7 @@ const demo = Command.make(
   },
   (options) =>
     Effect.gen(function*() {
+      yield* typedSchema(Option.some(options.schema))
       const target = yield* Database.resolve({
         databaseUrl: options.databaseUrl,
         schema: Option.some(options.schema),

@@ -78,6 +78,10 @@ describe.concurrent("errors a user must get right", () => {
       `invalid schema name "bad"schema"`
     )
     expectOneLineError(await run(["status"], { env: { ...env, PGWATCH_SCHEMA: `bad"schema` } }), `invalid schema name "bad"schema"`)
+    expectUsageError(
+      await run(["demo", "--schema", `bad"schema`, "--database-url", "postgres://postgres@127.0.0.1:9/test"]),
+      `invalid schema name "bad"schema"`
+    )
     // The same channel check, before connecting, for triggers' --channel (the database is closed).
     const closed = { PGWATCH_DATABASE_URL: "postgres://postgres@127.0.0.1:9/test", PGWATCH_SCHEMA: schema }
     for (const command of ["add", "remove"]) {

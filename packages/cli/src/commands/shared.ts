@@ -54,7 +54,7 @@ export const targetFor = (
 ) => Effect.zipRight(typedSchema(options.schema), databaseFor(options, config, listenUrl))
 
 /** A --schema PostgreSQL cannot take unquoted is typed wrong: a usage error, before connecting. */
-const typedSchema = (schema: Option.Option<string>) =>
+export const typedSchema = (schema: Option.Option<string>) =>
   Option.isNone(schema) ? Effect.void : PgWatch.resolve({ schema: schema.value }).pipe(
     Effect.mapError((error) => new CliError({ reason: "InvalidInput", message: error.message }))
   )
