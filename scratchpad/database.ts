@@ -11,7 +11,7 @@ const configured = process.env.PGWATCH_DATABASE_URL ?? process.env.DATABASE_URL
 
 const embedded = Effect.acquireRelease(
   Effect.promise(() => start({ dataDir: ".pgwatch/embedded", port: 54329 })).pipe(
-    Effect.tap((server) => Console.log(`(embedded PostgreSQL ${server.version}, data in .pgwatch/embedded)`))
+    Effect.tap((server) => Console.log(`(embedded PostgreSQL ${server.version}, data in ${server.dataDir})`))
   ),
   (server) => Effect.promise(() => server.stop())
 )

@@ -1,5 +1,5 @@
 /**
- * The README's quick start, runnable: `npm run demo`.
+ * The README's quick start, runnable: `npx tsx --conditions=source scratchpad/quickstart.ts`.
  *
  * A table with a trigger, a producer, and two consumers that print what they get. Then one
  * consumer stops, more is written, and on restart it plays back exactly what it missed.

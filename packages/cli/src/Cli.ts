@@ -23,7 +23,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { CliError } from "./CliError.js"
 import * as Grant from "./commands/grant.js"
-import { setup, shared, targetFor, withWatch } from "./commands/shared.js"
+import { setup, shared, targetFor, typedSchema, withWatch } from "./commands/shared.js"
 import * as ConfigFile from "./ConfigFile.js"
 import * as Database from "./Database.js"
 import * as Demo from "./Demo.js"
@@ -270,6 +270,10 @@ const readStdin = Effect.tryPromise({
   catch: (cause) => new CliError({ reason: "InvalidInput", message: `cannot read the payload from standard input: ${String(cause)}` })
 })
 
+/** A channel typed on the command line, checked before connecting: a bad one is a usage error. */
+const typedChannel = (name: string) =>
+  Channel.validate(name).pipe(Effect.mapError((error) => new CliError({ reason: "InvalidInput", message: error.message })))
+
 const notify = Command.make(
   "notify",
   {
@@ -279,9 +283,7 @@ const notify = Command.make(
   },
   (options) =>
     Effect.gen(function*() {
-      const channel = yield* Channel.validate(options.channel).pipe(
-        Effect.mapError((error) => new CliError({ reason: "InvalidInput", message: error.message }))
-      )
+      const channel = yield* typedChannel(options.channel)
       const text = options.payload === "-" ? yield* readStdin : options.payload
       const payload = yield* Effect.try({
         try: () => Json.parse(text),
@@ -314,11 +316,14 @@ const triggersAdd = Command.make(
   "add",
   { ...shared, table: Args.text({ name: "table" }), channel: channelOption },
   (options) =>
-    withWatch(options, () =>
-      Effect.gen(function*() {
-        const added = yield* Triggers.add(options.table, { channel: Option.getOrUndefined(options.channel) })
-        yield* Output.out(`trigger ${added.trigger} on ${added.table}: changes notify channel ${added.channel}`)
-      }))
+    Effect.gen(function*() {
+      const channel = Option.isSome(options.channel) ? yield* typedChannel(options.channel.value) : undefined
+      return yield* withWatch(options, () =>
+        Effect.gen(function*() {
+          const added = yield* Triggers.add(options.table, { channel })
+          yield* Output.out(`trigger ${added.trigger} on ${added.table}: changes notify channel ${added.channel}`)
+        }))
+    })
 ).pipe(Command.withDescription(help("Adds (or replaces) the trigger that notifies every INSERT, UPDATE and DELETE of a table.", [
   ["pgwatch triggers add orders", "notify data_change"],
   ["pgwatch triggers add shop.orders --channel order_events", "a schema-qualified table, its own channel"]
@@ -328,12 +333,14 @@ const triggersRemove = Command.make(
   "remove",
   { ...shared, table: Args.text({ name: "table" }), channel: channelOption },
   (options) =>
-    withWatch(options, () =>
-      Effect.gen(function*() {
-        const channel = Option.getOrElse(options.channel, () => Triggers.defaultChannel)
-        const removed = yield* Triggers.remove(options.table, { channel })
-        yield* Output.out(removed ? `removed the ${channel} trigger from ${options.table}` : `${options.table} had no ${channel} trigger`)
-      }))
+    Effect.gen(function*() {
+      const channel = yield* typedChannel(Option.getOrElse(options.channel, () => Triggers.defaultChannel))
+      return yield* withWatch(options, () =>
+        Effect.gen(function*() {
+          const removed = yield* Triggers.remove(options.table, { channel })
+          yield* Output.out(removed ? `removed the ${channel} trigger from ${options.table}` : `${options.table} had no ${channel} trigger`)
+        }))
+    })
 ).pipe(Command.withDescription(help("Removes a table's notifying trigger for a channel.", [
   ["pgwatch triggers remove orders --channel order_events", "stop notifying order_events"]
 ])))
@@ -711,6 +718,7 @@ const demo = Command.make(
   },
   (options) =>
     Effect.gen(function*() {
+      yield* typedSchema(Option.some(options.schema))
       const target = yield* Database.resolve({
         databaseUrl: options.databaseUrl,
         schema: Option.some(options.schema),

@@ -65,6 +65,12 @@ const fromFile = (database: string | ConfigFile.DatabaseConfig): PgClient.PgClie
     ...(database.ssl !== undefined ? { ssl: database.ssl } : {})
   }
 
+/** Whether a config file's `database` sets anything about the server (`listenUrl` aside). */
+const namesServer = (database: string | ConfigFile.DatabaseConfig): boolean =>
+  typeof database === "string" ||
+  [database.url, database.host, database.port, database.database, database.user, database.password, database.ssl]
+    .some((value) => value !== undefined)
+
 /**
  * Where pg will really connect, for messages: `host:port/database`, worked out by pg itself
  * (a `pg.Client` built with the options @effect/sql-pg gives its pool, which reads the URL with
@@ -122,7 +128,10 @@ export const resolve = (options: TargetOptions): Effect.Effect<Target, ConfigErr
     const env = yield* PgWatch.databaseConfig
     const envSchema = yield* Config.option(Config.string("PGWATCH_SCHEMA"))
     const file = Option.map(options.config, (loaded) => loaded.config)
-    const fileDatabase = Option.flatMapNullable(file, (config) => config.database)
+    const fileEntry = Option.flatMapNullable(file, (config) => config.database)
+    // `database: { url: process.env.APP_DATABASE_URL }` with that variable unset names no server:
+    // the environment's settings apply, as if the file said nothing.
+    const fileDatabase = Option.filter(fileEntry, namesServer)
     const client = Option.isSome(options.databaseUrl)
       ? fromUrl(options.databaseUrl.value)
       : Option.isSome(fileDatabase)
@@ -134,7 +143,7 @@ export const resolve = (options: TargetOptions): Effect.Effect<Target, ConfigErr
       Option.orElse(options.schema, () => Option.orElse(Option.flatMapNullable(file, (c) => c.schema), () => envSchema)),
       () => PgWatch.defaults.schema
     )
-    const fileListenUrl = Option.flatMapNullable(fileDatabase, (database) => typeof database === "string" ? undefined : database.listenUrl)
+    const fileListenUrl = Option.flatMapNullable(fileEntry, (database) => typeof database === "string" ? undefined : database.listenUrl)
     const envListenUrl = yield* Config.option(Config.string("PGWATCH_LISTEN_URL"))
     const listenUrl = Option.getOrUndefined(Option.map(
       Option.orElse(options.listenUrl ?? Option.none(), () => Option.orElse(fileListenUrl, () => envListenUrl)),
@@ -155,6 +164,9 @@ const CONNECTION_CODES: Record<string, string> = {
   "3D000": "database does not exist"
 }
 
+/** pg's words when the server asks for a password (SCRAM or MD5) and it has none. */
+const NO_PASSWORD = /client password must be a string|password authentication failed: no password/i
+
 const codeOf = (cause: unknown): string | undefined => {
   if (typeof cause !== "object" || cause === null) return undefined
   const c = cause as { readonly code?: unknown; readonly errors?: ReadonlyArray<unknown> }
@@ -165,6 +177,14 @@ const codeOf = (cause: unknown): string | undefined => {
 const messageOf = (cause: unknown): string =>
   cause instanceof Error && cause.message !== "" ? cause.message.split("\n")[0]! : String(cause)
 
+/** A known code in words, then PostgreSQL's message unless it already begins with those words. */
+const knownCause = (code: string | undefined, message: string): string | undefined => {
+  const words = code === undefined ? undefined : CONNECTION_CODES[code]
+  if (code === undefined || words === undefined) return undefined
+  if (code.startsWith("E")) return words
+  return message.startsWith(words) ? message : `${words}: ${message}`
+}
+
 /**
  * One line saying why the database could not be reached, and where it was looked for.
  *
@@ -173,11 +193,14 @@ const messageOf = (cause: unknown): string =>
  */
 export const connectionError = (target: Target, error: SqlError): CliError => {
   const code = codeOf(error.cause)
-  const why = code !== undefined && CONNECTION_CODES[code] !== undefined
-    ? `${CONNECTION_CODES[code]}${code.startsWith("E") ? "" : `: ${messageOf(error.cause)}`}`
-    : error.message.includes("timed out")
-    ? "timed out after 5 seconds"
-    : messageOf(error.cause ?? error)
+  const message = messageOf(error.cause ?? error)
+  const why = knownCause(code, message) ?? (
+    NO_PASSWORD.test(message)
+      ? "the server asks for a password and none was given: put it in the URL (user:password@host) or PGPASSWORD"
+      : error.message.includes("timed out")
+      ? "timed out after 5 seconds"
+      : message
+  )
   const hint = target.configured
     ? ""
     : "; no database configured: set DATABASE_URL, or add --embedded to run on a local embedded PostgreSQL"

@@ -232,7 +232,7 @@ export const run = (options: Options) =>
     yield* Output.out(`Demo finished in ${((Date.now() - startedAt) / 1000).toFixed(1)}s.`)
     yield* Output.out(
       `Its table, log and consumers stay in schema "${target.schema}" for the next run; ` +
-        `remove them with: pgwatch demo --clean${target.schema === defaultSchema ? "" : ` --schema ${target.schema}`}`
+        `remove them with: npx pgwatch demo --clean${target.schema === defaultSchema ? "" : ` --schema ${target.schema}`}`
     )
   }))
 

@@ -26,6 +26,16 @@ describe.concurrent("the config file's settings", () => {
     expect((await listen.stop()).code).toBe(0)
   })
 
+  it("a config file whose database variable is unset falls back to the environment's database", async () => {
+    // `database: { url: process.env.FIXTURE_DATABASE_URL }` with that variable unset names no
+    // server: DATABASE_URL must be used, not pg's defaults (localhost, no user name).
+    const schema = await migratedSchema()
+    schemas.push(schema)
+    const status = await run(["status"], { cwd: services, env: { DATABASE_URL: databaseUrl, FIXTURE_SCHEMA: schema } })
+    expect(status.code, status.stderr).toBe(0)
+    expect(status.stdout).toContain(`no consumer has registered in schema ${schema} yet`)
+  })
+
   it("shows help with examples for every command", async () => {
     for (const args of [["--help"], ["listen", "--help"], ["failures", "redrive", "--help"], ["triggers", "add", "--help"]]) {
       const result = await run(args, { cwd: PROJECT, env: { NO_COLOR: "1" } })

@@ -36,7 +36,7 @@ describe("pgwatch demo", () => {
     const demo = await run(["demo"], { cwd, env })
     expect(demo.code, demo.stderr).toBe(0)
     expect(demo.stdout).toContain(`pgwatch schema "pgwatch_demo" (the demo's own)`)
-    expect(demo.stdout).toContain("remove them with: pgwatch demo --clean")
+    expect(demo.stdout).toContain("remove them with: npx pgwatch demo --clean")
     const status = JSON.parse((await run(["status", "--json"], { env })).stdout) as { consumers: Array<{ id: string }> }
     expect(status.consumers.map((c) => c.id)).toEqual(["app_mailer"])
 

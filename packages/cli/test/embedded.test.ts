@@ -88,6 +88,29 @@ process.exitCode = 3
     expect(NodeFs.existsSync(NodePath.dirname(server.dataDir))).toBe(false)
   }, 90_000)
 
+  // The embedded server asks for a password (scram-sha-256), as most servers do.
+  it("a missing or wrong password is one line saying so, exit 1", async () => {
+    const server = await start()
+    try {
+      const url = new URL(server.url)
+      url.password = ""
+      const missing = await run(["status", "--database-url", url.href])
+      expect(missing.code, missing.stderr).toBe(1)
+      expect(missing.stderr.trim()).toBe(
+        `pgwatch: cannot connect to PostgreSQL at ${url.host}/postgres: the server asks for a password and none was given: ` +
+          "put it in the URL (user:password@host) or PGPASSWORD"
+      )
+      url.password = "wrong"
+      const wrong = await run(["status", "--database-url", url.href])
+      expect(wrong.code, wrong.stderr).toBe(1)
+      expect(wrong.stderr.trim()).toBe(
+        `pgwatch: cannot connect to PostgreSQL at ${url.host}/postgres: password authentication failed for user "postgres"`
+      )
+    } finally {
+      await server.stop()
+    }
+  }, 90_000)
+
   it("joins the server another process runs on the same data, and leaves it running", async () => {
     const dir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "pgwatch-join-"))
     const first = await start({ dataDir: NodePath.join(dir, "data") })

@@ -72,6 +72,21 @@ describe.concurrent("errors a user must get right", () => {
     expectUsageError(await run(["notify", "orders", "-"], { env, input: "" }), /invalid JSON payload/)
     expectUsageError(await run(["notify", "bad-name", "{}"], { env }), `invalid channel name "bad-name"`)
     expectUsageError(await run(["notify", "c".repeat(64), "{}"], { env }), "invalid channel name", "at most 63")
+    // A --schema PostgreSQL would need quoted is typed wrong too (exit 2); in PGWATCH_SCHEMA it is a bad setting (exit 1).
+    expectUsageError(
+      await run(["status", "--schema", `bad"schema`], { env: { PGWATCH_DATABASE_URL: "postgres://postgres@127.0.0.1:9/test" } }),
+      `invalid schema name "bad"schema"`
+    )
+    expectOneLineError(await run(["status"], { env: { ...env, PGWATCH_SCHEMA: `bad"schema` } }), `invalid schema name "bad"schema"`)
+    expectUsageError(
+      await run(["demo", "--schema", `bad"schema`, "--database-url", "postgres://postgres@127.0.0.1:9/test"]),
+      `invalid schema name "bad"schema"`
+    )
+    // The same channel check, before connecting, for triggers' --channel (the database is closed).
+    const closed = { PGWATCH_DATABASE_URL: "postgres://postgres@127.0.0.1:9/test", PGWATCH_SCHEMA: schema }
+    for (const command of ["add", "remove"]) {
+      expectUsageError(await run(["triggers", command, "users", "--channel", `a"b`], { env: closed }), `invalid channel name "a\\"b"`)
+    }
 
     const first = await run(["notify", "orders", `{"n": 1}`], { env })
     expect(first.code, first.stderr).toBe(0)

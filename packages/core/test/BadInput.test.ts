@@ -25,8 +25,15 @@ describe("bad input", () => {
         yield* stop
       }))
 
-    it.scoped("a payload that fails the consumer's schema is dead-lettered with the reason, and the rest flow", () =>
-      Effect.gen(function*() {
+    it.scoped("a payload that fails the consumer's schema is dead-lettered with the reason, and the rest flow", () => {
+      const warnings: Array<string> = []
+      const logger = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ logLevel, message }) => {
+          if (logLevel.label === "WARN") warnings.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+        })
+      )
+      return Effect.gen(function*() {
         const { sql, settings } = yield* PgWatch.PgWatch
         const channel = freshChannel()
         const { consumer, received } = yield* recordingConsumer({
@@ -45,7 +52,12 @@ describe("bad input", () => {
         expect(dead).toHaveLength(1)
         expect(dead[0]).toMatchObject({ log_id: String(bad), reason: "invalid-payload" })
         expect(dead[0]!.error).toContain("orderId")
-      }))
+        // The log line says it in one line (a log collector splits lines into records).
+        const line = warnings.find((w) => w.includes(`dead-lettered notification ${bad} (invalid-payload)`))
+        expect(line).toContain(`["orderId"] └─ Expected number, actual "not a number"`)
+        expect(line).not.toContain("\n")
+      }).pipe(Effect.provide(logger))
+    })
 
     it.scoped("the dead-letter warning is one log line, even for a parse error's tree", () => {
       const lines: Array<string> = []

@@ -16,8 +16,9 @@ const withLogs = <A, E, R>(test: (lines: Array<string>) => Effect.Effect<A, E, R
   const lines: Array<string> = []
   const logger = Logger.replace(
     Logger.defaultLogger,
-    Logger.make(({ logLevel, message }) => {
-      lines.push(`${logLevel.label} ${(Array.isArray(message) ? message : [message]).map(String).join(" ")}`)
+    Logger.make(({ annotations, logLevel, message }) => {
+      const annotated = [...annotations].map(([key, value]) => ` ${key}=${String(value)}`).join("")
+      lines.push(`${logLevel.label} ${(Array.isArray(message) ? message : [message]).map(String).join(" ")}${annotated}`)
     })
   )
   return Effect.provide(test(lines), logger)
@@ -70,10 +71,11 @@ describe("listener logs", () => {
       expect(lines.filter((line) => CONTROL.test(line))).toEqual([])
     })))
 
-  it.scoped("a lost listen connection is one log line with PostgreSQL's message and code", () =>
+  it.scoped("a lost listen connection is one log line with PostgreSQL's message and code, not a consumer's", () =>
     withLogs((lines) => Effect.gen(function*() {
       const { listener, sender } = yield* setup
-      const events = yield* listener.subscribe([freshChannel()])
+      // The connection is the process's: the consumer that happened to subscribe first does not own it.
+      const events = yield* listener.subscribe([freshChannel()]).pipe(Effect.annotateLogs("consumer", "first_subscriber"))
       const listening = yield* Queue.take(events)
       expect(listening._tag).toBe("Listening")
       yield* query(sender, "SELECT pg_terminate_backend($1)", [listening._tag === "Listening" ? listening.pid : 0])

@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import * as Options from "@effect/cli/Options"
+import * as PgWatch from "@pgwatch/core/PgWatch"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as NodePath from "node:path"
@@ -66,6 +67,18 @@ export const targetFor = (
   options: Shared,
   config: Option.Option<ConfigFile.Loaded>,
   listenUrl: Option.Option<string> = Option.none()
+) => Effect.zipRight(typedSchema(options.schema), databaseFor(options, config, listenUrl))
+
+/** A --schema PostgreSQL cannot take unquoted is typed wrong: a usage error, before connecting. */
+export const typedSchema = (schema: Option.Option<string>) =>
+  Option.isNone(schema) ? Effect.void : PgWatch.resolve({ schema: schema.value }).pipe(
+    Effect.mapError((error) => new CliError({ reason: "InvalidInput", message: error.message }))
+  )
+
+const databaseFor = (
+  options: Shared,
+  config: Option.Option<ConfigFile.Loaded>,
+  listenUrl: Option.Option<string>
 ) =>
   !options.embedded
     ? Database.resolve({ databaseUrl: options.databaseUrl, schema: options.schema, config, listenUrl })

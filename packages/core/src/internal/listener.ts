@@ -4,6 +4,7 @@ import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
@@ -318,12 +319,17 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
     }
 
     const scope = yield* Effect.scope
+    // The connection is the process's: its fibers start from the first subscriber, but log with
+    // the annotations of the service's own context, not that consumer's.
+    const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
     const startOnce = yield* Effect.once(Effect.gen(function*() {
       yield* Effect.forkIn(Effect.forever(Effect.flatMap(Queue.take(incoming), route)), scope)
       yield* Effect.forkIn(Effect.forever(Effect.delay(reportAllIgnored, IGNORED_REPORT_INTERVAL)), scope)
       yield* Effect.forkIn(supervise, scope)
-      yield* Deferred.await(firstAttempt)
-    }))
+    }).pipe(
+      Effect.locally(FiberRef.currentLogAnnotations, annotations),
+      Effect.zipRight(Deferred.await(firstAttempt))
+    ))
 
     const subscribe = (channels: ReadonlyArray<string>) =>
       Effect.zipRight(startOnce, Effect.acquireRelease(

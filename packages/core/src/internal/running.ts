@@ -23,8 +23,11 @@ const recordDeadLetter = (
   Effect.gen(function*() {
     const { settings, sql } = yield* PgWatch
     const schema = sql(settings.schema)
+    // A schema's parse error is a tree over several lines; a log line is one line.
     yield* Effect.logWarning(
-      `pgwatch: ${consumerId} dead-lettered notification ${delivery.id} (${outcome.reason}): ${escapeControls(outcome.error)}`
+      `pgwatch: ${consumerId} dead-lettered notification ${delivery.id} (${outcome.reason}): ${
+        escapeControls(outcome.error.replace(/\s*\n\s*/g, " "))
+      }`
     )
     yield* sql.withTransaction(Effect.zipRight(
       sql`INSERT INTO ${schema}.dead_letter (consumer_id, log_id, reason, error, attempts)
