@@ -10,6 +10,7 @@ import type * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Channel from "./Channel.js"
+import { retryIdempotent } from "./internal/connectionLoss.js"
 import * as Cursor from "./internal/cursor.js"
 import * as Reader from "./internal/reader.js"
 import { PgWatch } from "./PgWatch.js"
@@ -56,7 +57,10 @@ export const stream = (options: Options): Stream.Stream<Delivery, SqlError | PgW
     const watch = yield* PgWatch
     const channels = yield* Effect.forEach(options.channels, Channel.validate)
     const schema = watch.settings.schema
-    const registered = yield* Cursor.register(schema, options.consumerId, channels, options.startFrom ?? "beginning")
+    // An upsert: safe to repeat on a pooled connection lost under it.
+    const registered = yield* retryIdempotent(
+      Cursor.register(schema, options.consumerId, channels, options.startFrom ?? "beginning")
+    )
     const start = options.skipPlayback === true ? yield* Cursor.skipToNow(schema, options.consumerId) : registered
     return Reader.stream({
       schema,

@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
+import { retryIdempotent } from "./connectionLoss.js"
 import * as Cursor from "./cursor.js"
 import type { Delivery } from "./reader.js"
 
@@ -61,7 +62,12 @@ export const make = (
     const flush = writing.withPermits(1)(
       Effect.suspend(() => {
         const progress = take()
-        return Cursor.save(schema, consumerId, progress).pipe(Effect.tapError(() => Effect.sync(() => putBack(progress))))
+        // A pooled connection lost under the write (an idle time-out) is tried again at once
+        // rather than restarting the consumer. Repeating it can only over-count `handled`: the
+        // position it writes is absolute, which is also why a failed write may be put back.
+        return retryIdempotent(Cursor.save(schema, consumerId, progress)).pipe(
+          Effect.tapError(() => Effect.sync(() => putBack(progress)))
+        )
       })
     ).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
