@@ -66,8 +66,11 @@ describe("pgwatch listen: progress", () => {
         await client.query(`SELECT "${schema}".smart_notify('orders', to_jsonb($1::text))`, [randomBytes(2_000_000).toString("hex")])
       }
     })
+    // 160 MB of heap: one unbounded page needs more than twice that (the rows' text, then their
+    // parsed copies); a 16 MiB page with its copies and the command's own ~60 MB fits with room
+    // to spare (96 MB ran out once under CI, during a page's parse).
     const listen = start(["listen", "--consumers", "order_mailer"], {
-      env: { ...env, NODE_OPTIONS: "--max-old-space-size=96" }
+      env: { ...env, NODE_OPTIONS: "--max-old-space-size=160" }
     })
     await listen.line(/^pgwatch: order_mailer caught up: played back [\d,]+ in /, "stderr", 110_000)
     expect(handled(listen.stdout).map((h) => h.id)).toHaveLength(total)
