@@ -13,6 +13,7 @@ import type { Notification } from "../Notification.js"
 import { retryIdempotent } from "./connectionLoss.js"
 import type { Cursor } from "./cursor.js"
 import type { Listener, ListenerEvent } from "./listener.js"
+import * as Pages from "./pages.js"
 import * as Snapshot from "./snapshot.js"
 
 /** A notification plus what handling it moves: the cursor, or a redelivery request. */
@@ -40,17 +41,6 @@ export interface ReaderOptions {
   readonly listener: Listener
   /** Completed once the channels are subscribed (LISTENed, if the connection is up). */
   readonly subscribed?: Deferred.Deferred<void> | undefined
-}
-
-interface LogRow {
-  readonly batch: string
-  readonly complete: boolean
-  readonly id: string | null
-  readonly channel: string
-  /** The jsonb as text: `Json.parse` keeps its numbers exact, where `pg` would round them. */
-  readonly payload: string
-  readonly created_at: Date
-  readonly xid: string
 }
 
 interface RedeliveryRow {
@@ -189,26 +179,23 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         // This read takes a new snapshot, which covers every wake-up handled so far.
         wokenDuringBatch = false
       }
-      const rows = yield* retryIdempotent(sql<LogRow>`
-        SELECT page_batch AS batch, page_complete AS complete, log_id::text AS id, log_channel AS channel,
-               log_payload::text AS payload, log_created_at AS created_at, log_xid::text AS xid
-          FROM ${schema}.read_batch_page(
-            ${options.channels}::text[], ${cursor.done}::pg_snapshot, ${cursor.batch}::pg_snapshot,
-            ${cursor.afterXid}::xid8, ${cursor.afterId}::bigint, ${options.pageSize}, ${options.pageBytes}::bigint)`)
-      // The last row is a marker: the batch snapshot, and whether this page finished the batch
-      // (a page cut short by its byte budget did not).
-      const { batch, complete } = rows.at(-1)!
-      const found = rows.slice(0, -1)
+      const { batch, complete, rows: found } = yield* Pages.read({
+        schema: options.schema,
+        channels: options.channels,
+        cursor,
+        pageSize: options.pageSize,
+        pageBytes: options.pageBytes
+      })
       const deliveries = found.map((row, i): Delivery => {
         const last = complete && i === found.length - 1
         const after: Cursor = last
           ? { done: batch, batch: null, afterXid: "0", afterId: "0" }
-          : { done: cursor.done, batch, afterXid: row.xid, afterId: row.id! }
+          : { done: cursor.done, batch, afterXid: row.xid, afterId: String(row.id) }
         return {
-          id: BigInt(row.id!),
+          id: row.id,
           channel: row.channel,
-          payload: Json.parse(row.payload),
-          createdAt: row.created_at,
+          payload: row.payload,
+          createdAt: row.createdAt,
           isReplay: replaying,
           cursor: Option.some(after),
           redelivery: Option.none()
@@ -218,7 +205,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       const lastRow = found.at(-1)
       cursor = complete
         ? { done: batch, batch: null, afterXid: "0", afterId: "0" }
-        : { done: cursor.done, batch, afterXid: lastRow!.xid, afterId: lastRow!.id! }
+        : { done: cursor.done, batch, afterXid: lastRow!.xid, afterId: String(lastRow!.id) }
       return { deliveries, complete, inProgress: Snapshot.inProgress(batch) }
     })
 
