@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Option } from "effect"
 import * as Cursor from "../src/internal/cursor.js"
 
-const at = (batch: string, afterId: string): Cursor.Cursor => ({ done: "10:20:", batch, afterXid: "15", afterId })
+const at = (batch: string, afterId: string): Cursor.Cursor => ({ done: "10:20:", batch, afterXid: "15", afterId, live: [], liveAfterId: "0" })
 const row = (id: bigint, cursor: Option.Option<Cursor.Cursor>) => ({ id, cursor, redelivery: Option.none() })
 const redelivery = (id: bigint) => ({ id, cursor: Option.none(), redelivery: Option.some({ logId: id }) })
 
@@ -31,6 +31,6 @@ describe("cursor advance", () => {
   })
 
   it("a cursor between batches starts after nothing", () => {
-    expect(Cursor.between("7:7:")).toEqual({ done: "7:7:", batch: null, afterXid: "0", afterId: "0" })
+    expect(Cursor.between("7:7:")).toEqual({ done: "7:7:", batch: null, afterXid: "0", afterId: "0", live: [], liveAfterId: "0" })
   })
 })

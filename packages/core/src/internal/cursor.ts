@@ -6,16 +6,28 @@ import * as Snapshot from "./snapshot.js"
 
 /**
  * A consumer's position in the log: every row visible in `done` is handled; of the snapshot
- * `batch` being paged through, rows up to (afterXid, afterId) are handled.
+ * `batch` being paged through, rows up to (afterXid, afterId) are handled; and so are the rows
+ * of the transactions in `live`, delivered live since `done` in commit order: all of them for
+ * every xid but the last, and the last one's up to `liveAfterId`.
  */
 export interface Cursor {
   readonly done: string
   readonly batch: string | null
   readonly afterXid: string
   readonly afterId: string
+  readonly live: ReadonlyArray<string>
+  readonly liveAfterId: string
 }
 
-export const between = (done: string): Cursor => ({ done, batch: null, afterXid: "0", afterId: "0" })
+export const between = (done: string): Cursor => ({ done, batch: null, afterXid: "0", afterId: "0", live: [], liveAfterId: "0" })
+
+/** Whether a page or live row is already handled through the live set. */
+export const deliveredLive = (cursor: Cursor, xid: string, id: bigint): boolean => {
+  const last = cursor.live.length - 1
+  if (last < 0) return false
+  if (cursor.live[last] === xid) return id <= BigInt(cursor.liveAfterId)
+  return cursor.live.includes(xid)
+}
 
 /** Where a new consumer starts: the whole retained log, or only what commits from now on. */
 export type StartFrom = "beginning" | "now"
@@ -25,7 +37,12 @@ interface CursorRow {
   readonly batch: string | null
   readonly after_xid: string | null
   readonly after_id: string | null
+  /** The live set as text (`{1,2}`): xid8[] has no array parser in `pg`. */
+  readonly live_xids: string
+  readonly live_after_id: string | null
 }
+
+const returning = "done::text, batch::text, after_xid::text, after_id::text, live_xids::text, live_after_id::text"
 
 /** Registers the consumer if new and returns its saved position. */
 export const register = (schema: string, consumerId: string, channels: ReadonlyArray<string>, startFrom: StartFrom) =>
@@ -36,7 +53,7 @@ export const register = (schema: string, consumerId: string, channels: ReadonlyA
       INSERT INTO ${sql(schema)}.consumer (id, channels, done)
       VALUES (${consumerId}, ${channels}::text[], ${start})
       ON CONFLICT (id) DO UPDATE SET channels = excluded.channels
-      RETURNING done::text, batch::text, after_xid::text, after_id::text`
+      RETURNING ${sql.literal(returning)}`
     return fromRow(rows[0]!)
   })
 
@@ -46,9 +63,10 @@ export const skipToNow = (schema: string, consumerId: string) =>
     const sql = yield* SqlClient.SqlClient
     const rows = yield* sql<CursorRow>`
       UPDATE ${sql(schema)}.consumer
-         SET done = pg_current_snapshot(), batch = NULL, after_xid = NULL, after_id = NULL, updated_at = now()
+         SET done = pg_current_snapshot(), batch = NULL, after_xid = NULL, after_id = NULL,
+             live_xids = '{}', live_after_id = NULL, updated_at = now()
        WHERE id = ${consumerId}
-      RETURNING done::text, batch::text, after_xid::text, after_id::text`
+      RETURNING ${sql.literal(returning)}`
     return fromRow(rows[0]!)
   })
 
@@ -56,7 +74,9 @@ const fromRow = (row: CursorRow): Cursor => ({
   done: row.done,
   batch: row.batch,
   afterXid: row.after_xid ?? "0",
-  afterId: row.after_id ?? "0"
+  afterId: row.after_id ?? "0",
+  live: row.live_xids === "{}" ? [] : row.live_xids.slice(1, -1).split(","),
+  liveAfterId: row.live_after_id ?? "0"
 })
 
 /** What a group of handled notifications moves: the cursor, and redeliveries now done. */
@@ -120,6 +140,8 @@ export const save = (schema: string, consumerId: string, progress: Progress): Ef
              batch = CASE WHEN ${cursor !== null} THEN ${cursor?.batch ?? null}::pg_snapshot ELSE batch END,
              after_xid = coalesce(${cursor?.afterXid ?? null}::xid8, after_xid),
              after_id = coalesce(${cursor?.afterId ?? null}::bigint, after_id),
+             live_xids = coalesce(${cursor === null ? null : `{${cursor.live.join(",")}}`}::xid8[], live_xids),
+             live_after_id = coalesce(${cursor?.liveAfterId ?? null}::bigint, live_after_id),
              handled = handled + ${progress.handled},
              last_log_id = coalesce(${Option.getOrNull(Option.map(progress.lastLogId, String))}::bigint, last_log_id),
              updated_at = now()

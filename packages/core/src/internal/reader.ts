@@ -9,20 +9,14 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as Json from "../Json.js"
-import type { Notification } from "../Notification.js"
 import { retryIdempotent } from "./connectionLoss.js"
 import type { Cursor } from "./cursor.js"
-import type { Listener, ListenerEvent } from "./listener.js"
+import type { Listener } from "./listener.js"
 import * as Pages from "./pages.js"
-import * as Snapshot from "./snapshot.js"
+import * as ReaderState from "./readerState.js"
 
 /** A notification plus what handling it moves: the cursor, or a redelivery request. */
-export interface Delivery extends Notification<unknown> {
-  /** The position right after this row; none for a redelivery. */
-  readonly cursor: Option.Option<Cursor>
-  /** The request this answers, for a redelivery (by its log id and request time). */
-  readonly redelivery: Option.Option<{ readonly logId: bigint; readonly requestedAt: string }>
-}
+export type Delivery = ReaderState.Delivery
 
 export interface ReaderOptions {
   readonly schema: string
@@ -51,38 +45,34 @@ interface RedeliveryRow {
   readonly requested_at: string
 }
 
-/** How new rows reach a reader (`consumer.delivery_mode`, shown by `status`). */
-type DeliveryMode = "wake-ups" | "polling"
+interface LogRow {
+  readonly id: string
+  readonly channel: string
+  /** The jsonb as text: `Json.parse` keeps its numbers exact. */
+  readonly payload: string
+  readonly created_at: Date
+  readonly xid: string
+}
 
-const SHORTEST_RECHECK = Duration.millis(1)
-
-/**
- * Below this rate (commits/s on the reader's channels) a wake-up per commit is cheap for
- * writers and gives the lowest latency; above it the reader polls. A registered reader
- * measures the rate by its wake-ups; a polling one by the rows a busy pause gathers.
- */
-const KEEP_UP_RATE = 1000
-
-/** The window over which a registered reader counts its wake-ups against that rate. */
-const RATE_WINDOW_MS = 100
+const LAST_ID = "9223372036854775807"
 
 /**
- * Every notification on the channels from `start` on, in commit-visibility order, each once.
+ * Every notification on the channels from `start` on, each once: the merged stream of the
+ * design, deduplicated against the cursor.
  *
- * Playback and live delivery are one loop over the log: a page is what became visible since
- * the cursor's snapshot. While there is a backlog the loop pages through it without waiting;
- * once caught up it registers as waiting (so producers send a NOTIFY) and sleeps until a
- * wake-up, a reconnect, or the poll interval, which doubles as the gap backfill: a row whose
- * wake-up was lost is found at the next poll. Rows written before the consumer was listening
- * (at start, and again after a lost connection) are flagged as replays.
+ * - playback: pages of what became visible since the cursor's snapshot, read without waiting
+ *   while there is a backlog;
+ * - live: once caught up (`ReaderState.isLive`), verified rows straight from the listen
+ *   connection, in commit order; a row whose NOTIFY left its payload out, or a "read xid",
+ *   is fetched from the log by (channel, xid, id);
+ * - backfill: the same page reads, on the poll timer, a wake-up, a reconnect, while
+ *   registration suspects remain, after an overflow of live rows, and when the live set
+ *   reaches its bound. A row found only by backfill (its NOTIFY was lost) can come after
+ *   rows committed later.
  *
- * Waiting is registered in a table that producers check. A producer that checked just before
- * the registration committed sent no NOTIFY; its transaction was then running, so it is in the
- * next snapshot's in-progress list. Until those "suspects" have finished, the loop re-checks
- * on a short, doubling delay instead of sleeping. When wake-ups come faster than KEEP_UP_RATE,
- * they cost writers more than they are worth: it unregisters (so writers stop paying for
- * NOTIFY) and polls, pausing between partial pages, until the rows one pause gathers show the
- * rate has fallen below KEEP_UP_RATE.
+ * Every decision (register, read, wait, drop a duplicate, move the cursor) is
+ * `ReaderState`'s; this module performs them. Rows written before the consumer was listening
+ * are flagged as replays; redeliveries requested for the consumer come out of band.
  */
 export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError, SqlClient.SqlClient> =>
   Stream.unwrapScoped(Effect.gen(function*() {
@@ -91,123 +81,88 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     const events = yield* options.listener.subscribe(options.channels)
     if (options.subscribed !== undefined) yield* Deferred.succeed(options.subscribed, undefined)
 
-    let cursor = options.start
-    let replaying = true
-    let listenPid: number | undefined
-    let lostConnection = false
-    // Whether the batch being read began after our channels were LISTENed: once such a batch
-    // is complete, everything written before we listened has been played back.
-    let batchStartedListening = false
-    let registered = false
-    let suspects: ReadonlySet<string> | undefined
-    let lastPageHadRows = false
-    // Wake-ups in the current rate window, and whether the last window was over the rate.
-    let windowStart = 0
-    let windowWakes = 0
-    let tooFrequent = false
-    // Whether a wake-up came after the batch being paged through took its snapshot: its rows
-    // may not be in that batch, so the next batch must be read at once.
-    let wokenDuringBatch = false
-    // Whether the read under way follows a busy pause (so its rows measure the writers' rate).
-    let pausedBusy = false
-    let recheck = SHORTEST_RECHECK
-    let waitFor: Duration.Duration | undefined
-    let redeliveriesDueAt = 0
-    // How new rows reach this reader, for `status`: as it is, and as last written.
-    let deliveryMode: DeliveryMode = "polling"
-    let writtenMode: DeliveryMode | undefined
-    const quietPageRows = Math.max(1, Math.floor(Duration.toSeconds(options.busyReadInterval) * KEEP_UP_RATE))
+    let state = ReaderState.make({
+      pageSize: options.pageSize,
+      pollInterval: Duration.toMillis(options.pollInterval),
+      fallbackPollInterval: Duration.toMillis(options.fallbackPollInterval),
+      busyReadInterval: Duration.toMillis(options.busyReadInterval)
+    }, options.start)
+    // Events taken from the listener and not yet stepped (live work waits on a fetch).
+    let taken: Array<ReaderState.ListenerEvent> = []
     // Redelivery requests emitted and not yet cleared (by log id and request time).
     const redelivered = new Set<string>()
 
     // Every statement here is safe to repeat: one that meets a pooled connection the server
     // has just ended (an idle time-out) runs again on a fresh one instead of failing the consumer.
-    const register = (pid: number) =>
-      retryIdempotent(sql`INSERT INTO ${schema}.waiting (channel, consumer_id, backend_pid)
-          SELECT c, ${options.consumerId}, ${pid} FROM pg_catalog.unnest(${options.channels}::text[]) AS c
-          ON CONFLICT (channel, consumer_id) DO UPDATE SET backend_pid = excluded.backend_pid`)
     const unregister = retryIdempotent(sql`DELETE FROM ${schema}.waiting WHERE consumer_id = ${options.consumerId}`)
-    const writeDeliveryMode = Effect.suspend(() => {
-      if (writtenMode === deliveryMode) return Effect.void
-      const mode = deliveryMode
-      return retryIdempotent(sql`UPDATE ${schema}.consumer SET delivery_mode = ${mode} WHERE id = ${options.consumerId}`).pipe(
-        Effect.zipRight(Effect.sync(() => {
-          writtenMode = mode
-        }))
-      )
-    })
-    // While no wake-ups can come, a caught-up reader looks at the log more often.
-    const idlePoll = () => listenPid === undefined ? options.fallbackPollInterval : options.pollInterval
-    yield* Effect.addFinalizer(() => unregister.pipe(Effect.interruptible, Effect.timeout("2 seconds"), Effect.ignore))
-
-    const onEvent = (event: ListenerEvent) => {
-      switch (event._tag) {
-        case "Listening":
-          // After a lost connection, what was written meanwhile is played back as missed.
-          if (lostConnection) replaying = true
-          lostConnection = false
-          listenPid = event.pid
-          registered = false
-          waitFor = undefined
-          redeliveriesDueAt = 0
-          deliveryMode = "wake-ups"
-          break
-        case "Lost":
-          lostConnection = true
-          listenPid = undefined
-          registered = false
-          deliveryMode = "polling"
-          break
-        case "Wake":
-          windowWakes += 1
-          wokenDuringBatch = true
-          if (event.redelivery) redeliveriesDueAt = 0
+    const perform = (command: ReaderState.Command): Effect.Effect<unknown, SqlError> => {
+      switch (command._tag) {
+        case "Register":
+          return retryIdempotent(sql`INSERT INTO ${schema}.waiting (channel, consumer_id, backend_pid)
+              SELECT c, ${options.consumerId}, ${command.pid} FROM pg_catalog.unnest(${options.channels}::text[]) AS c
+              ON CONFLICT (channel, consumer_id) DO UPDATE SET backend_pid = excluded.backend_pid`)
+        case "Unregister":
+          return unregister
+        case "WriteMode":
+          return retryIdempotent(
+            sql`UPDATE ${schema}.consumer SET delivery_mode = ${command.mode} WHERE id = ${options.consumerId}`
+          )
       }
     }
+    yield* Effect.addFinalizer(() => unregister.pipe(Effect.interruptible, Effect.timeout("2 seconds"), Effect.ignore))
 
-    const drainEvents = Effect.map(Queue.takeAll(events), Chunk.forEach(onEvent))
+    const apply = (input: ReaderState.Input) =>
+      Effect.suspend(() => {
+        const result = ReaderState.step(state, input)
+        state = result.state
+        return Effect.as(Effect.forEach(result.commands, perform, { discard: true }), result.deliveries)
+      })
 
-    const wait = (duration: Duration.Duration) =>
-      Effect.raceFirst(
-        Effect.map(Queue.take(events), onEvent),
-        Effect.sleep(duration)
-      ).pipe(Effect.zipRight(drainEvents))
-
-    const readPage = Effect.gen(function*() {
-      if (cursor.batch === null) {
-        batchStartedListening = listenPid !== undefined
-        // This read takes a new snapshot, which covers every wake-up handled so far.
-        wokenDuringBatch = false
+    /** Steps the events already queued, until live work needs a read of the log. */
+    const drain = Effect.gen(function*() {
+      const out: Array<Delivery> = []
+      while (state.fetching === undefined) {
+        if (taken.length === 0) taken = Chunk.toArray(yield* Queue.takeAll(events))
+        const event = taken.shift()
+        if (event === undefined) break
+        out.push(...yield* apply({ _tag: "Event", event, now: yield* Clock.currentTimeMillis }))
       }
-      const { batch, complete, rows: found } = yield* Pages.read({
+      return out
+    })
+
+    const playbackOrBackfill = (cursor: Cursor) =>
+      Pages.read({
         schema: options.schema,
         channels: options.channels,
         cursor,
         pageSize: options.pageSize,
         pageBytes: options.pageBytes
       })
-      const deliveries = found.map((row, i): Delivery => {
-        const last = complete && i === found.length - 1
-        const after: Cursor = last
-          ? { done: batch, batch: null, afterXid: "0", afterId: "0" }
-          : { done: cursor.done, batch, afterXid: row.xid, afterId: String(row.id) }
-        return {
-          id: row.id,
-          channel: row.channel,
-          payload: row.payload,
-          createdAt: row.createdAt,
-          isReplay: replaying,
-          cursor: Option.some(after),
-          redelivery: Option.none()
-        }
-      })
-      if (complete && batchStartedListening) replaying = false
-      const lastRow = found.at(-1)
-      cursor = complete
-        ? { done: batch, batch: null, afterXid: "0", afterId: "0" }
-        : { done: cursor.done, batch, afterXid: lastRow!.xid, afterId: String(lastRow!.id) }
-      return { deliveries, complete, inProgress: Snapshot.inProgress(batch) }
-    })
+
+    /** Rows of one live transaction on the channels, by the (channel, xid, id) index. */
+    const fetchLive = (fetch: ReaderState.Fetch) =>
+      retryIdempotent(sql<LogRow>`
+        SELECT l.id::text, l.channel, l.payload::text AS payload, l.created_at, l.xid::text
+          FROM pg_catalog.unnest(${options.channels}::text[]) AS c(name)
+          CROSS JOIN LATERAL (
+            SELECT * FROM ${schema}.notification_log l
+             WHERE l.channel = c.name AND l.xid = ${fetch.xid}::xid8
+               AND l.id > ${String(fetch.afterId)}::bigint AND l.id <= ${String(fetch.untilId ?? LAST_ID)}::bigint
+             ORDER BY l.xid, l.id
+             LIMIT ${options.pageSize}
+          ) AS l
+         ORDER BY l.id
+         LIMIT ${options.pageSize}`).pipe(
+        Effect.map((rows) =>
+          rows.map((row): ReaderState.FetchedRow => ({
+            id: BigInt(row.id),
+            channel: row.channel,
+            payload: Json.parse(row.payload),
+            createdAt: row.created_at,
+            xid: row.xid
+          }))
+        )
+      )
 
     const readRedeliveries = Effect.gen(function*() {
       const rows = yield* retryIdempotent(sql<RedeliveryRow>`
@@ -233,89 +188,52 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       })
     })
 
-    // Decides how long to wait after a page, and keeps the waiting registration in step.
-    const afterPage = (page: { readonly deliveries: ReadonlyArray<Delivery>; readonly complete: boolean; readonly inProgress: ReadonlyArray<string> }) =>
+    /** Waits until `until`, or (`events`) for the first listener event, which it steps. */
+    const wait = (until: number, events_: boolean, now: number) =>
       Effect.gen(function*() {
-        if (registered && page.complete) {
-          suspects = suspects === undefined
-            ? new Set(page.inProgress)
-            : new Set(page.inProgress.filter((xid) => suspects!.has(xid)))
+        const sleep = Effect.sleep(Duration.millis(until - now))
+        if (!events_) {
+          yield* sleep
+          return []
         }
-        const settled = registered && suspects !== undefined && suspects.size === 0
-        if (settled) recheck = SHORTEST_RECHECK
-        // Polling, but a last page this small means writers have slowed to a rate that
-        // wake-ups serve well: ask for them again rather than pausing.
-        const slowedDown = pausedBusy && !registered && page.complete && page.deliveries.length < quietPageRows
-        lastPageHadRows = page.deliveries.length > 0
-        const now = yield* Clock.currentTimeMillis
-        if (now - windowStart >= RATE_WINDOW_MS) {
-          tooFrequent = registered && (windowWakes * 1000) / (now - windowStart) > KEEP_UP_RATE
-          windowStart = now
-          windowWakes = 0
-        }
-        if (lastPageHadRows && !(slowedDown && listenPid !== undefined)) {
-          // Caught up and registered: anything newer wakes us. Busy (unregistered): a short
-          // pause between partial pages lets rows gather: fewer, fuller reads, and the
-          // server's time goes to the writers.
-          waitFor = !page.complete || (registered && wokenDuringBatch)
-            ? undefined
-            : settled
-            ? idlePoll()
-            : registered
-            ? recheckDelay()
-            : options.busyReadInterval
-          return
-        }
-        if (listenPid !== undefined && !registered) {
-          yield* register(listenPid)
-          registered = true
-          suspects = undefined
-          waitFor = undefined
-        } else if (registered && !settled) {
-          waitFor = recheckDelay()
-        } else {
-          waitFor = idlePoll()
-        }
+        const first: Option.Option<ReaderState.ListenerEvent> = yield* Effect.raceFirst(
+          Effect.map(Queue.take(events), Option.some),
+          Effect.as(sleep, Option.none())
+        )
+        if (Option.isNone(first)) return []
+        return yield* apply({ _tag: "Event", event: first.value, now: yield* Clock.currentTimeMillis })
       })
 
-    // Until every transaction that may have missed our registration has finished: re-read
-    // on a short, doubling delay.
-    const recheckDelay = () => {
-      const delay = Duration.min(recheck, options.pollInterval)
-      recheck = Duration.times(recheck, 2)
-      return delay
-    }
-
-    const pull = Effect.gen(function*() {
-      if (waitFor !== undefined) {
-        // Wake-ups (commits) come faster than KEEP_UP_RATE: stop asking writers to NOTIFY
-        // and read on by polling. Slower writers keep their immediate wake-ups.
-        if (registered && lastPageHadRows && tooFrequent) {
-          yield* unregister
-          registered = false
-          tooFrequent = false
-          waitFor = options.busyReadInterval
-        }
-        // Busy: a plain pause, which late wake-ups from writers that still saw our
-        // registration must not cut short (events are handled after it).
-        pausedBusy = !registered && waitFor === options.busyReadInterval
-        yield* pausedBusy ? Effect.sleep(waitFor) : wait(waitFor)
-        waitFor = undefined
-      } else {
-        pausedBusy = false
-      }
-      yield* drainEvents
-      yield* writeDeliveryMode
+    /** One action of the reader: what arrived live, else the next action's result. */
+    const next: Effect.Effect<ReadonlyArray<Delivery>, SqlError, SqlClient.SqlClient> = Effect.gen(function*() {
+      const live = yield* drain
+      if (live.length > 0) return live
       const now = yield* Clock.currentTimeMillis
-      if (now >= redeliveriesDueAt) {
-        redeliveriesDueAt = now + Duration.toMillis(options.pollInterval)
-        const redeliveries = yield* readRedeliveries
-        if (redeliveries.length > 0) return Chunk.unsafeFromArray(redeliveries)
+      const planned = ReaderState.plan(state, now)
+      state = planned.state
+      yield* Effect.forEach(planned.commands, perform, { discard: true })
+      const { action } = planned
+      switch (action._tag) {
+        case "Wait":
+          return yield* wait(action.until, action.events, now)
+        case "ReadRedeliveries":
+          return yield* readRedeliveries
+        case "ReadPage": {
+          const page = yield* playbackOrBackfill(action.cursor)
+          return yield* apply({ _tag: "Page", page, now: yield* Clock.currentTimeMillis })
+        }
+        case "Fetch": {
+          const rows = yield* fetchLive(action.fetch)
+          return yield* apply({ _tag: "Fetched", rows, now: yield* Clock.currentTimeMillis })
+        }
       }
-      const page = yield* readPage
-      yield* afterPage(page)
-      return Chunk.unsafeFromArray(page.deliveries)
     })
+
+    // The merged stream: each pull runs actions until some rows are to be delivered.
+    const pull = Effect.map(
+      Effect.repeat(next, { until: (deliveries) => deliveries.length > 0 }),
+      Chunk.unsafeFromArray
+    )
 
     return Stream.repeatEffectChunk(pull)
   }))
