@@ -6,7 +6,6 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as Json from "../Json.js"
 import type { Notification } from "../Notification.js"
@@ -159,17 +158,24 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
           deliveryMode = "polling"
           break
         case "Wake":
+          if (event.redelivery) redeliveriesDueAt = 0
           windowWakes += 1
           wokenDuringBatch = true
-          if (event.redelivery) redeliveriesDueAt = 0
+          break
+        // Until the reader uses live rows, they only say that rows were written.
+        case "Row":
+        case "ReadXid":
+        case "Overflow":
+          windowWakes += 1
+          wokenDuringBatch = true
       }
     }
 
-    const drainEvents = Effect.map(Queue.takeAll(events), Chunk.forEach(onEvent))
+    const drainEvents = Effect.map(events.takeAll, (taken) => taken.forEach(onEvent))
 
     const wait = (duration: Duration.Duration) =>
       Effect.raceFirst(
-        Effect.map(Queue.take(events), onEvent),
+        events.waitPending,
         Effect.sleep(duration)
       ).pipe(Effect.zipRight(drainEvents))
 
