@@ -245,6 +245,11 @@ export const make = (options: Options = {}) =>
     const listener = yield* Listener.make({
       connect: options.connectListener ?? listenerClient(sql.config, options.listenUrl),
       sendProbe: (channel, payload) => sql`SELECT pg_notify(${channel}, ${payload})`,
+      fetchKey: sql<{ readonly key: string | null }>`SELECT ${sql(settings.schema)}.live_key() AS key`.pipe(
+        Effect.flatMap(([row]) =>
+          typeof row?.key === "string" ? Effect.succeed(Buffer.from(row.key, "hex")) : Effect.fail("live_key() gave no key")
+        )
+      ),
       schema: settings.schema,
       healthCheckInterval: settings.healthCheckInterval,
       healthCheckTimeout: settings.healthCheckTimeout,

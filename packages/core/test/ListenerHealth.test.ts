@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Option, Queue, TestClock } from "effect"
+import { Chunk, Duration, Effect, TestClock } from "effect"
+import * as NodeCrypto from "node:crypto"
 import * as Pg from "pg"
 import * as Listener from "../src/internal/listener.js"
 import { makeProxy } from "./proxy.js"
@@ -12,11 +13,11 @@ import { databaseUrl, freshChannel, freshSchema } from "./utils.js"
 const realSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 
 /** Moves the test clock a step at a time until the listener reports `tag`. */
-const advanceUntil = (events: Queue.Dequeue<Listener.ListenerEvent>, tag: Listener.ListenerEvent["_tag"], step: Duration.DurationInput) =>
+const advanceUntil = (events: Listener.Subscription, tag: Listener.ListenerEvent["_tag"], step: Duration.DurationInput) =>
   Effect.gen(function*() {
     for (let i = 0; i < 100; i++) {
-      const event = yield* Queue.poll(events)
-      if (Option.isSome(event) && event.value._tag === tag) return { event: event.value, elapsed: i }
+      const event = (yield* events.takeAll).find((event) => event._tag === tag)
+      if (event !== undefined) return { event, elapsed: i }
       yield* TestClock.adjust(step)
       // Room for real I/O (a connection, its delivery probe) between two steps.
       yield* realSleep(50)
@@ -50,6 +51,7 @@ const makeListener = (connect: () => Pg.Client) =>
     const listener = yield* Listener.make({
       connect,
       sendProbe: probes.send,
+      fetchKey: Effect.succeed(NodeCrypto.randomBytes(32)),
       schema: freshSchema(),
       healthCheckInterval: Duration.seconds(10),
       healthCheckTimeout: Duration.seconds(5),
@@ -75,12 +77,12 @@ describe("listener health check (TestClock)", () => {
         })
       )
       const events = yield* listener.subscribe([freshChannel()])
-      expect((yield* Queue.take(events))._tag).toBe("Listening")
+      expect((yield* events.take)._tag).toBe("Listening")
 
       proxy.freeze()
       // The socket reports nothing: without the timer, nobody would ever know.
       yield* realSleep(300)
-      expect(yield* Queue.size(events)).toBe(0)
+      expect(yield* events.takeAll).toEqual([])
 
       // Health check after 10 s, its 5 s time-out: lost within 15 s of test time.
       const lost = yield* advanceUntil(events, "Lost", "1 second")
@@ -102,7 +104,7 @@ describe("listener health check (TestClock)", () => {
         return client
       })
       const events = yield* listener.subscribe([freshChannel()])
-      expect((yield* Queue.take(events))._tag).toBe("Listening")
+      expect((yield* events.take)._tag).toBe("Listening")
       for (let i = 1; i <= 6; i++) {
         // Each check sends a probe through the pool and it comes back before its time-out:
         // the check has passed once the next one is scheduled, 10 s on (other timers may
@@ -115,6 +117,6 @@ describe("listener health check (TestClock)", () => {
         expect(probesArrived).toBe(i + 1)
       }
       expect(probes.sent()).toBe(7)
-      expect(yield* Queue.size(events)).toBe(0)
+      expect(yield* events.takeAll).toEqual([])
     }))
 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Logger, Queue, TestClock } from "effect"
+import { Duration, Effect, Logger, TestClock } from "effect"
+import * as NodeCrypto from "node:crypto"
 import * as Pg from "pg"
 import * as Listener from "../src/internal/listener.js"
 import { databaseUrl, freshChannel, freshSchema, query, rawClient } from "./utils.js"
@@ -30,6 +31,7 @@ const setup = Effect.gen(function*() {
   const listener = yield* Listener.make({
     connect: () => new Pg.Client({ connectionString: databaseUrl }),
     sendProbe: (channel, payload) => query(sender, "SELECT pg_notify($1, $2)", [channel, payload]),
+    fetchKey: Effect.succeed(NodeCrypto.randomBytes(32)),
     schema,
     // No health check while the test moves the clock by a minute.
     healthCheckInterval: Duration.hours(1),
@@ -47,7 +49,7 @@ describe("listener logs", () => {
       const { listener, schema, sender } = yield* setup
       const channel = freshChannel()
       const events = yield* listener.subscribe([channel])
-      expect((yield* Queue.take(events))._tag).toBe("Listening")
+      expect((yield* events.take)._tag).toBe("Listening")
 
       // Distinct payloads (identical ones in one transaction are merged), each trying to
       // forge a log line and to colour the terminal.
@@ -59,7 +61,7 @@ describe("listener logs", () => {
       )
       // A real wake-up after them: once it is heard, every junk NOTIFY has been routed.
       yield* query(sender, "SELECT pg_notify($1, json_build_object('pgwatch', 1, 'schema', $2::text)::text)", [channel, schema])
-      expect((yield* Queue.take(events))._tag).toBe("Wake")
+      expect((yield* events.take)._tag).toBe("Wake")
       expect(lines).toHaveLength(1)
       expect(lines[0]).toMatch(/^WARN pgwatch: ignored a NOTIFY on channel "ch_\w+" \(the payload is not JSON\): payload "junk 1\\nERROR pgwatch: forged line \\u001b\[31mred/)
 
@@ -76,10 +78,10 @@ describe("listener logs", () => {
       const { listener, sender } = yield* setup
       // The connection is the process's: the consumer that happened to subscribe first does not own it.
       const events = yield* listener.subscribe([freshChannel()]).pipe(Effect.annotateLogs("consumer", "first_subscriber"))
-      const listening = yield* Queue.take(events)
+      const listening = yield* events.take
       expect(listening._tag).toBe("Listening")
       yield* query(sender, "SELECT pg_terminate_backend($1)", [listening._tag === "Listening" ? listening.pid : 0])
-      const lost = yield* Queue.take(events)
+      const lost = yield* events.take
       expect(lost).toMatchObject({ _tag: "Lost", reason: expect.stringContaining("terminating connection due to administrator command (57P01)") })
       for (let i = 0; i < 200 && lines.length < 1; i++) yield* realSleep(10)
       expect(lines).toHaveLength(1)

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Option } from "effect"
 import * as Cursor from "../src/internal/cursor.js"
+import type { ListenerEvent } from "../src/internal/listener.js"
 import type { PageRow } from "../src/internal/pages.js"
 import * as ReaderState from "../src/internal/readerState.js"
 import * as Snapshot from "../src/internal/snapshot.js"
@@ -16,7 +17,7 @@ const row = (id: number, xid: string, payload: unknown = id): PageRow => ({
   xid
 })
 
-const liveRow = (id: number, xid: string, payload: Option.Option<unknown> = Option.some(id)): ReaderState.ListenerEvent => ({
+const liveRow = (id: number, xid: string, payload: Option.Option<unknown> = Option.some(id)): ListenerEvent => ({
   _tag: "Row",
   channel: "ch",
   id: BigInt(id),
@@ -25,7 +26,7 @@ const liveRow = (id: number, xid: string, payload: Option.Option<unknown> = Opti
   payload
 })
 
-const event = (state: ReaderState.State, e: ReaderState.ListenerEvent, now = 0) =>
+const event = (state: ReaderState.State, e: ListenerEvent, now = 0) =>
   ReaderState.step(state, { _tag: "Event", event: e, now })
 
 const page = (state: ReaderState.State, rows: ReadonlyArray<PageRow>, batch: string, complete: boolean, now = 0) =>

@@ -1,6 +1,5 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
-import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as NodeOs from "node:os"
 import type { StartFrom } from "./cursor.js"
@@ -74,7 +73,7 @@ export const running = (
 
     // Each (re)connection of the listen connection brings a new server pid.
     const events = yield* listener.subscribe([])
-    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(events), (event) =>
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(events.take, (event) =>
       event._tag === "Listening"
         ? sql`UPDATE ${schema}.consumer SET running_backend_pid = ${event.pid} WHERE ${ours}`.pipe(
           quietly("the listen connection")

@@ -13,19 +13,52 @@ import * as Scope from "effect/Scope"
 import * as NodeCrypto from "node:crypto"
 import * as Pg from "pg"
 import { PgWatchError } from "../PgWatchError.js"
+import * as Json from "../Json.js"
+import * as Inbox from "./inbox.js"
+import * as LiveRow from "./liveRow.js"
 import { describeError, escapeUntrusted } from "./logText.js"
+import { sqlState } from "./sqlState.js"
 
 /**
  * What a subscriber hears from the listen connection. `Listening` comes once its channels are
  * LISTENed on a (new) connection whose delivery has been proven, with the backend pid the
  * server reports for it: whatever was written before may have been missed, so the subscriber
- * catches up from the log. After `Lost` no wake-ups come until the next `Listening`: the
+ * catches up from the log. After `Lost` nothing comes until the next `Listening`: the
  * connection broke, or it cannot deliver (a pooler in transaction mode), so subscribers poll.
+ *
+ * - `Wake`: rows were written on `channel` (a JSON wake-up, sent by redrive and replay, or a
+ *   live row while the key is unknown): read the log.
+ * - `Row`: a live row whose signature verified; its payload, parsed once and deep-frozen (it is
+ *   shared by every subscriber of the channel), or none when it was left out (read it by id).
+ * - `ReadXid`: transaction `xid` wrote more rows on `channel` than were sent one by one.
+ * - `Overflow`: this subscriber left too many rows pending; some `Row` / `ReadXid` after the
+ *   events before this one were dropped (read the log).
+ * `Listening`, `Lost`, `Wake` and `Overflow` are never dropped (see `inbox.ts`).
  */
 export type ListenerEvent =
   | { readonly _tag: "Wake"; readonly channel: string; readonly redelivery: boolean }
   | { readonly _tag: "Listening"; readonly pid: number }
   | { readonly _tag: "Lost"; readonly reason: string }
+  | {
+    readonly _tag: "Row"
+    readonly channel: string
+    readonly id: bigint
+    readonly xid: string
+    readonly createdAt: Date
+    readonly payload: Option.Option<unknown>
+  }
+  | { readonly _tag: "ReadXid"; readonly channel: string; readonly xid: string }
+  | { readonly _tag: "Overflow" }
+
+/** A subscriber's events, in the order they came. */
+export interface Subscription {
+  /** Waits for the next event and takes it. */
+  readonly take: Effect.Effect<ListenerEvent>
+  /** Takes every pending event (maybe none) without waiting. */
+  readonly takeAll: Effect.Effect<ReadonlyArray<ListenerEvent>>
+  /** Waits until an event is pending, taking nothing: safe to interrupt (e.g. by a timer). */
+  readonly waitPending: Effect.Effect<void>
+}
 
 export interface ListenerOptions {
   /** Opens a new connection; a fresh `pg.Client` each call. */
@@ -35,6 +68,11 @@ export interface ListenerOptions {
    * proves a NOTIFY committed elsewhere reaches the listen connection.
    */
   readonly sendProbe: (channel: string, payload: string) => Effect.Effect<unknown, unknown>
+  /**
+   * Reads the installation's live-row key (`<schema>.live_key()`) through the pool. It fails
+   * without the grant or on a schema from before live rows: live rows then come as `Wake`.
+   */
+  readonly fetchKey: Effect.Effect<Uint8Array, unknown>
   /** The schema whose wake-ups to accept (payload `{"pgwatch":1,"schema":...}`). */
   readonly schema: string
   readonly healthCheckInterval: Duration.Duration
@@ -43,20 +81,29 @@ export interface ListenerOptions {
   readonly maxReconnectDelay: Duration.Duration
   /** How often subscribers poll while no wake-ups come (said in the warning). */
   readonly fallbackPollInterval: Duration.Duration
+  /** Rows (`Row`, `ReadXid`) a subscriber may leave pending before they are dropped; 1000 by default. */
+  readonly maxPendingRows?: number | undefined
 }
 
 export interface Listener {
   /**
    * Listens on the channels for as long as the scope is open. The first subscription opens
    * the connection (so one-shot uses of the service never do) and returns once that first
-   * attempt has succeeded or failed.
+   * attempt has succeeded or failed. Subscriptions that arrive together are LISTENed in one
+   * round trip.
    */
-  readonly subscribe: (channels: ReadonlyArray<string>) => Effect.Effect<Queue.Dequeue<ListenerEvent>, never, Scope.Scope>
+  readonly subscribe: (channels: ReadonlyArray<string>) => Effect.Effect<Subscription, never, Scope.Scope>
 }
 
 interface Subscriber {
   readonly channels: ReadonlySet<string>
-  readonly events: Queue.Queue<ListenerEvent>
+  readonly inbox: Inbox.Inbox
+}
+
+/** A subscription or unsubscription waiting for its turn to change what is LISTENed. */
+interface Change {
+  readonly subscriber: Subscriber
+  readonly joins: boolean
 }
 
 interface Connection {
@@ -67,6 +114,8 @@ interface Connection {
   readonly probeChannel: string
   /** Fails when the connection breaks; the serve loop then reconnects. */
   readonly broken: Deferred.Deferred<never, PgWatchError>
+  /** The channels LISTENed on it. */
+  readonly listened: Set<string>
 }
 
 /** The connection answers, but a NOTIFY committed elsewhere does not reach it. */
@@ -79,6 +128,9 @@ const PROBE_PREFIX = "pgwatch_probe_"
 
 /** How often a channel's ignored foreign NOTIFYs may be reported. */
 const IGNORED_REPORT_INTERVAL = Duration.minutes(1)
+
+/** LISTEN / UNLISTEN statements sent in one round trip at most. */
+const STATEMENTS_PER_QUERY = 1000
 
 /**
  * One dedicated LISTEN connection shared by every subscriber of a process.
@@ -97,18 +149,30 @@ const IGNORED_REPORT_INTERVAL = Duration.minutes(1)
 export const make = (options: ListenerOptions): Effect.Effect<Listener, never, Scope.Scope> =>
   Effect.gen(function*() {
     const subscribers = new Set<Subscriber>()
+    const byChannel = new Map<string, Set<Subscriber>>()
     const current = yield* Ref.make<Connection | undefined>(undefined)
-    // LISTEN/UNLISTEN and (re)connection take turns, so a subscriber is never half-registered.
+    // Changes to what is LISTENed and (re)connection take turns, so a subscriber is never
+    // half-registered.
     const lock = yield* Effect.makeSemaphore(1)
+    // Subscriptions and unsubscriptions not applied yet: whoever holds the lock next applies
+    // them all in one round trip.
+    const changes: Array<Change> = []
     const incoming = yield* Queue.unbounded<Pg.Notification>()
     const firstAttempt = yield* Deferred.make<void>()
     // Probes awaiting their NOTIFY, by payload.
     const probes = new Map<string, Deferred.Deferred<void>>()
     // Whether the last connection could not deliver (warned once until one can again).
     let deaf = false
+    // The live-row key, once read; none while it cannot be (live rows then come as wake-ups).
+    let key: Option.Option<Uint8Array> = Option.none()
+    let keyMissingSaid = false
+    let badBodySaid = false
+    const maxPendingRows = options.maxPendingRows ?? 1000
 
     const broadcast = (event: ListenerEvent) =>
-      Effect.forEach(subscribers, (s) => Queue.offer(s.events, event), { discard: true })
+      Effect.sync(() => {
+        for (const subscriber of subscribers) subscriber.inbox.offer(event)
+      })
 
     /** A statement on the listen connection; no answer within the time-out breaks it. */
     const run = (connection: Connection, statement: string, what = `"${statement}"`) =>
@@ -124,10 +188,67 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
         Effect.tapError((error) => Deferred.fail(connection.broken, error))
       )
 
-    const listen = (connection: Connection, channels: Iterable<string>) =>
-      Effect.forEach(channels, (channel) => run(connection, `LISTEN ${Pg.escapeIdentifier(channel)}`), { discard: true })
+    /** LISTENs and UNLISTENs as one simple query per STATEMENTS_PER_QUERY (one round trip). */
+    const alter = (connection: Connection, listen: ReadonlyArray<string>, unlisten: ReadonlyArray<string>) => {
+      const statements = [
+        ...unlisten.map((channel) => `UNLISTEN ${Pg.escapeIdentifier(channel)}`),
+        ...listen.map((channel) => `LISTEN ${Pg.escapeIdentifier(channel)}`)
+      ]
+      const queries = Array.from(
+        { length: Math.ceil(statements.length / STATEMENTS_PER_QUERY) },
+        (_, i) => statements.slice(i * STATEMENTS_PER_QUERY, (i + 1) * STATEMENTS_PER_QUERY)
+      )
+      return Effect.forEach(
+        queries,
+        (batch) =>
+          run(connection, batch.join("; "), batch.length === 1 ? `"${batch[0]}"` : `LISTEN/UNLISTEN of ${batch.length} channels`),
+        { discard: true }
+      ).pipe(Effect.zipRight(Effect.sync(() => {
+        for (const channel of unlisten) connection.listened.delete(channel)
+        for (const channel of listen) connection.listened.add(channel)
+      })))
+    }
 
-    const listenedChannels = () => new Set([...subscribers].flatMap((s) => [...s.channels]))
+    /**
+     * Applies every pending (un)subscription (the lock is held): one round trip LISTENs the
+     * channels they add and UNLISTENs those nobody wants any more. Without a connection, the
+     * next one LISTENs every channel.
+     */
+    const applyChanges = Effect.gen(function*() {
+      const batch = changes.splice(0)
+      if (batch.length === 0) return
+      const touched = new Set<string>()
+      for (const { joins, subscriber } of batch) {
+        if (joins) subscribers.add(subscriber)
+        else subscribers.delete(subscriber)
+        for (const channel of subscriber.channels) {
+          touched.add(channel)
+          const listeners = byChannel.get(channel) ?? new Set<Subscriber>()
+          if (joins) listeners.add(subscriber)
+          else listeners.delete(subscriber)
+          if (listeners.size === 0) byChannel.delete(channel)
+          else byChannel.set(channel, listeners)
+        }
+      }
+      const connection = yield* Ref.get(current)
+      if (connection === undefined) return
+      const listening: ListenerEvent = { _tag: "Listening", pid: connection.pid }
+      yield* alter(
+        connection,
+        [...touched].filter((channel) => byChannel.has(channel) && !connection.listened.has(channel)),
+        [...touched].filter((channel) => !byChannel.has(channel) && connection.listened.has(channel))
+      ).pipe(
+        Effect.zipRight(Effect.sync(() => {
+          for (const { joins, subscriber } of batch) if (joins) subscriber.inbox.offer(listening)
+        })),
+        // A failed statement breaks the connection; the reconnect then LISTENs and reports.
+        Effect.ignore
+      )
+    })
+
+    /** Queues an (un)subscription, then applies it with whatever else is pending. */
+    const change = (subscriber: Subscriber, joins: boolean) =>
+      Effect.zipRight(Effect.sync(() => changes.push({ subscriber, joins })), lock.withPermits(1)(applyChanges))
 
     const serverPid = (connection: Connection) =>
       Effect.map(
@@ -149,7 +270,7 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
           catch: (cause) => listenerError("cannot open the listen connection", cause)
         }).pipe(Effect.onInterrupt(() => Effect.sync(() => destroy(client))))
         const probeChannel = `${PROBE_PREFIX}${NodeCrypto.randomBytes(8).toString("hex")}`
-        const opened = { client, pid: 0, probeChannel, broken }
+        const opened = { client, pid: 0, probeChannel, broken, listened: new Set<string>() }
         const pid = yield* serverPid(opened)
         return { ...opened, pid } satisfies Connection
       }),
@@ -199,6 +320,23 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
         "turning off idle time-outs"
       )
 
+    // The live-row key, read through the pool for each connection and, while it cannot be
+    // read, again at each health check (so a grant or a migration takes effect without a
+    // restart). A key once read is kept through a failed re-read: it belongs to the installation.
+    const readKey = Effect.gen(function*() {
+      const read = yield* Effect.exit(Effect.timeout(options.fetchKey, options.healthCheckTimeout))
+      if (read._tag === "Success") {
+        key = Option.some(read.value)
+        if (keyMissingSaid) {
+          keyMissingSaid = false
+          yield* Effect.logInfo("pgwatch: the live-row key can be read now; live rows are delivered from their NOTIFY")
+        }
+      } else if (Option.isNone(key) && !keyMissingSaid) {
+        keyMissingSaid = true
+        yield* Effect.logInfo(keyMissing(options.schema, Cause.squash(read.cause)))
+      }
+    })
+
     // One connection's life: prove delivery, LISTEN everything, report, then re-prove on a
     // timer until it breaks.
     const serve = Effect.scoped(Effect.gen(function*() {
@@ -211,8 +349,9 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
             run(connection, `UNLISTEN ${Pg.escapeIdentifier(connection.probeChannel)}`).pipe(Effect.ignore))
         )
         yield* optOutOfTimeouts(connection)
+        yield* readKey
         yield* lock.withPermits(1)(Effect.gen(function*() {
-          yield* listen(connection, listenedChannels())
+          yield* alter(connection, [...byChannel.keys()], [])
           yield* Ref.set(current, connection)
           yield* broadcast({ _tag: "Listening", pid: connection.pid })
         }))
@@ -221,7 +360,8 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
           deaf = false
           yield* Effect.logInfo("pgwatch: LISTEN works on the listen connection again; consumers are woken at once")
         }
-        return yield* Effect.forever(Effect.delay(probe(connection), options.healthCheckInterval))
+        const check = Effect.zipRight(probe(connection), Effect.suspend(() => Option.isNone(key) ? readKey : Effect.void))
+        return yield* Effect.forever(Effect.delay(check, options.healthCheckInterval))
       })
       return yield* Effect.raceFirst(life, Deferred.await(connection.broken))
     }))
@@ -266,28 +406,30 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
 
     // Foreign NOTIFYs on a channel: the first is logged, later ones counted and reported at
     // most once per interval, so junk cannot flood the log.
-    const ignored = new Map<string, { reportedAt: number; more: number }>()
+    const ignored = new Map<string, { reportedAt: number; more: number; forged: number }>()
     const reportIgnored = (channel: string, now: number) =>
       Effect.suspend(() => {
         const entry = ignored.get(channel)
         if (entry === undefined || entry.more === 0) return Effect.void
-        const more = entry.more
-        ignored.set(channel, { reportedAt: now, more: 0 })
+        const { forged, more } = entry
+        ignored.set(channel, { reportedAt: now, more: 0, forged: 0 })
         return Effect.logWarning(
           `pgwatch: ignored ${more} more foreign NOTIFY(s) on channel "${escapeUntrusted(channel)}" in the last ` +
-            `${Duration.format(Duration.millis(now - entry.reportedAt))}`
+            `${Duration.format(Duration.millis(now - entry.reportedAt))}` +
+            (forged > 0 ? ` (${forged} of them live rows failing signature verification)` : "")
         )
       })
-    const ignore = (message: Pg.Notification, why: string) =>
+    const ignore = (message: Pg.Notification, why: string, forged = false) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const entry = ignored.get(message.channel)
         if (entry !== undefined && now - entry.reportedAt < Duration.toMillis(IGNORED_REPORT_INTERVAL)) {
           entry.more += 1
+          if (forged) entry.forged += 1
           return Effect.void
         }
         return Effect.zipRight(
           reportIgnored(message.channel, now),
-          Effect.sync(() => ignored.set(message.channel, { reportedAt: now, more: 0 })).pipe(Effect.zipRight(
+          Effect.sync(() => ignored.set(message.channel, { reportedAt: now, more: 0, forged: 0 })).pipe(Effect.zipRight(
             Effect.logWarning(
               `pgwatch: ignored a NOTIFY on channel "${escapeUntrusted(message.channel)}" (${why}): ` +
                 `payload "${escapeUntrusted(message.payload ?? "")}"; more on this channel are counted and reported ` +
@@ -303,16 +445,70 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
         { discard: true }
       ))
 
+    /** Hands one event object to every subscriber of the channel. */
+    const deliver = (channel: string, event: ListenerEvent) => {
+      const listeners = byChannel.get(channel)
+      if (listeners !== undefined) for (const subscriber of listeners) subscriber.inbox.offer(event)
+    }
+
+    // A live row is verified and parsed once, whatever the number of its subscribers.
+    const routeLive = (message: Pg.Notification, payload: string): Effect.Effect<void> => {
+      const channel = message.channel
+      if (!byChannel.has(channel)) return Effect.void
+      if (Option.isNone(key)) {
+        // Unverifiable: at most a wake-up, which costs the reader one read of the log.
+        if (liveSchema(payload) === options.schema) deliver(channel, { _tag: "Wake", channel, redelivery: false })
+        return Effect.void
+      }
+      const decoded = LiveRow.decode(channel, payload, options.schema, key.value)
+      switch (decoded._tag) {
+        case "OtherSchema":
+          return Effect.void
+        case "Invalid":
+          return ignore(message, `signature failure: ${decoded.reason}`, true)
+        case "ReadXid":
+          deliver(channel, { _tag: "ReadXid", channel, xid: decoded.xid })
+          return Effect.void
+        case "Row": {
+          let body: Option.Option<unknown> = Option.none()
+          if (decoded.body !== undefined) {
+            try {
+              body = Option.some(deepFreeze(Json.parse(decoded.body)))
+            } catch (error) {
+              // Signed, so ours, yet not JSON: the reader reads the row from the log instead.
+              deliver(channel, { _tag: "Wake", channel, redelivery: false })
+              if (badBodySaid) return Effect.void
+              badBodySaid = true
+              return Effect.logWarning(
+                `pgwatch: the live row ${decoded.id} on channel "${escapeUntrusted(channel)}" carried a payload that ` +
+                  `does not parse (${describeError(error)}); it is read from the log instead (said once)`
+              )
+            }
+          }
+          deliver(channel, {
+            _tag: "Row",
+            channel,
+            id: decoded.id,
+            xid: decoded.xid,
+            createdAt: decoded.createdAt,
+            payload: body
+          })
+          return Effect.void
+        }
+      }
+    }
+
     const route = (message: Pg.Notification) => {
       if (message.channel.startsWith(PROBE_PREFIX)) {
         const arrived = probes.get(message.payload ?? "")
         return arrived === undefined ? Effect.void : Deferred.succeed(arrived, undefined)
       }
-      const verdict = classify(message.payload, options.schema)
+      const payload = message.payload ?? ""
+      if (LiveRow.isLive(payload)) return routeLive(message, payload)
+      const verdict = classify(payload, options.schema)
       if (verdict === "ours" || verdict === "ours, redelivery") {
-        const event: ListenerEvent = { _tag: "Wake", channel: message.channel, redelivery: verdict !== "ours" }
-        return Effect.forEach(subscribers, (s) =>
-          s.channels.has(message.channel) ? Queue.offer(s.events, event) : Effect.void, { discard: true })
+        deliver(message.channel, { _tag: "Wake", channel: message.channel, redelivery: verdict !== "ours" })
+        return Effect.void
       }
       if (verdict === "other-schema") return Effect.void
       return ignore(message, verdict)
@@ -332,35 +528,16 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
     ))
 
     const subscribe = (channels: ReadonlyArray<string>) =>
-      Effect.zipRight(startOnce, Effect.acquireRelease(
-        lock.withPermits(1)(Effect.gen(function*() {
-          const subscriber: Subscriber = { channels: new Set(channels), events: yield* Queue.sliding<ListenerEvent>(256) }
-          const fresh = channels.filter((channel) => !listenedChannels().has(channel))
-          subscribers.add(subscriber)
-          const connection = yield* Ref.get(current)
-          if (connection !== undefined) {
-            // A failed LISTEN breaks the connection; the reconnect then LISTENs and reports.
-            yield* listen(connection, fresh).pipe(
-              Effect.zipRight(Queue.offer(subscriber.events, { _tag: "Listening", pid: connection.pid })),
-              Effect.ignore
-            )
-          }
-          return subscriber
-        })),
-        (subscriber) =>
-          lock.withPermits(1)(Effect.gen(function*() {
-            subscribers.delete(subscriber)
-            const connection = yield* Ref.get(current)
-            const remaining = listenedChannels()
-            const unused = [...subscriber.channels].filter((channel) => !remaining.has(channel))
-            if (connection !== undefined) {
-              yield* Effect.forEach(unused, (channel) => run(connection, `UNLISTEN ${Pg.escapeIdentifier(channel)}`), {
-                discard: true
-              }).pipe(Effect.ignore)
-            }
-            yield* Queue.shutdown(subscriber.events)
-          }))
-      )).pipe(Effect.map((subscriber) => subscriber.events))
+      Effect.zipRight(
+        startOnce,
+        Effect.acquireRelease(
+          Effect.suspend(() => {
+            const subscriber: Subscriber = { channels: new Set(channels), inbox: Inbox.make(maxPendingRows) }
+            return Effect.as(change(subscriber, true), subscriber)
+          }),
+          (subscriber) => change(subscriber, false)
+        )
+      ).pipe(Effect.map(({ inbox }): Subscription => inbox))
 
     return { subscribe } satisfies Listener
   })
@@ -371,6 +548,35 @@ const backoff = (options: ListenerOptions, failures: number) =>
     const base = Duration.toMillis(options.reconnectDelay) * 2 ** Math.min(failures - 1, 20)
     return Duration.millis(Math.round(Math.min(base, Duration.toMillis(options.maxReconnectDelay)) * jitter))
   })
+
+/** The schema a live-row payload names (read without verifying it). */
+const liveSchema = (payload: string) => {
+  const end = payload.indexOf(":", LiveRow.PREFIX.length)
+  return end < 0 ? undefined : payload.slice(LiveRow.PREFIX.length, end)
+}
+
+/** Freezes plain objects and arrays all the way down; class instances (`BigDecimal`) keep their caches. */
+const deepFreeze = (value: unknown): unknown => {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    const prototype: unknown = Object.getPrototypeOf(value)
+    if (Array.isArray(value) || prototype === Object.prototype || prototype === null) {
+      Object.freeze(value)
+      for (const child of Object.values(value)) deepFreeze(child)
+    }
+  }
+  return value
+}
+
+/** The one info line saying why live rows come as wake-ups, and the fix. */
+const keyMissing = (schema: string, error: unknown) => {
+  const fix = sqlState(error) === "42883"
+    ? `schema "${schema}" predates live rows: migrate it (\`pgwatch migrate\`)`
+    : sqlState(error) === "42501"
+    ? `this role may not read the key: \`pgwatch grant <role> --as consumer\``
+    : "it is tried again at each health check"
+  return `pgwatch: live rows arrive as wake-ups (each read from the log) because the live-row key cannot be read ` +
+    `(${describeError(error)}). Fix: ${fix}`
+}
 
 type Verdict = "ours" | "ours, redelivery" | "other-schema" | string
 

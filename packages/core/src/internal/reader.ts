@@ -6,12 +6,11 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as Json from "../Json.js"
 import { retryIdempotent } from "./connectionLoss.js"
 import type { Cursor } from "./cursor.js"
-import type { Listener } from "./listener.js"
+import type { Listener, ListenerEvent } from "./listener.js"
 import * as Pages from "./pages.js"
 import * as ReaderState from "./readerState.js"
 
@@ -88,7 +87,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       busyReadInterval: Duration.toMillis(options.busyReadInterval)
     }, options.start)
     // Events taken from the listener and not yet stepped (live work waits on a fetch).
-    let taken: Array<ReaderState.ListenerEvent> = []
+    let taken: Array<ListenerEvent> = []
     // Redelivery requests emitted and not yet cleared (by log id and request time).
     const redelivered = new Set<string>()
 
@@ -122,7 +121,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     const drain = Effect.gen(function*() {
       const out: Array<Delivery> = []
       while (state.fetching === undefined) {
-        if (taken.length === 0) taken = Chunk.toArray(yield* Queue.takeAll(events))
+        if (taken.length === 0) taken = [...yield* events.takeAll]
         const event = taken.shift()
         if (event === undefined) break
         out.push(...yield* apply({ _tag: "Event", event, now: yield* Clock.currentTimeMillis }))
@@ -188,21 +187,12 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       })
     })
 
-    /** Waits until `until`, or (`events`) for the first listener event, which it steps. */
-    const wait = (until: number, events_: boolean, now: number) =>
-      Effect.gen(function*() {
-        const sleep = Effect.sleep(Duration.millis(until - now))
-        if (!events_) {
-          yield* sleep
-          return []
-        }
-        const first: Option.Option<ReaderState.ListenerEvent> = yield* Effect.raceFirst(
-          Effect.map(Queue.take(events), Option.some),
-          Effect.as(sleep, Option.none())
-        )
-        if (Option.isNone(first)) return []
-        return yield* apply({ _tag: "Event", event: first.value, now: yield* Clock.currentTimeMillis })
-      })
+    /** Waits until `until`, or (`events`) until a listener event is pending. */
+    const wait = (until: number, events_: boolean, now: number) => {
+      const sleep = Effect.sleep(Duration.millis(until - now))
+      // Waiting takes nothing, so the timer cutting it short loses no event.
+      return Effect.as(events_ ? Effect.raceFirst(events.waitPending, sleep) : sleep, [])
+    }
 
     /** One action of the reader: what arrived live, else the next action's result. */
     const next: Effect.Effect<ReadonlyArray<Delivery>, SqlError, SqlClient.SqlClient> = Effect.gen(function*() {

@@ -1,6 +1,7 @@
 import * as Option from "effect/Option"
 import type { Notification } from "../Notification.js"
 import * as Cursor from "./cursor.js"
+import type { ListenerEvent } from "./listener.js"
 import type { Page, PageRow } from "./pages.js"
 import * as Snapshot from "./snapshot.js"
 
@@ -28,27 +29,6 @@ export interface Delivery extends Notification<unknown> {
   /** The request this answers, for a redelivery (by its log id and request time). */
   readonly redelivery: Option.Option<{ readonly logId: bigint; readonly requestedAt: string }>
 }
-
-/**
- * What a subscriber hears from the listen connection. `Listening` and `Lost` are never
- * dropped; `Row` and `ReadXid` are verified live rows, bounded per subscriber, and `Overflow`
- * says some of them were dropped after the events before it.
- */
-export type ListenerEvent =
-  | { readonly _tag: "Wake"; readonly channel: string; readonly redelivery: boolean }
-  | { readonly _tag: "Listening"; readonly pid: number }
-  | { readonly _tag: "Lost"; readonly reason: string }
-  | {
-    readonly _tag: "Row"
-    readonly channel: string
-    readonly id: bigint
-    readonly xid: string
-    readonly createdAt: Date
-    /** None when the NOTIFY left it out: fetch the row by id. */
-    readonly payload: Option.Option<unknown>
-  }
-  | { readonly _tag: "ReadXid"; readonly channel: string; readonly xid: string }
-  | { readonly _tag: "Overflow" }
 
 /** How new rows reach a reader (`consumer.delivery_mode`, shown by `status`). */
 export type DeliveryMode = "wake-ups" | "polling"
