@@ -73,6 +73,8 @@ export interface Consumer<R = never> {
   /** Its own retry schedule; without one, the service's `retry` policy applies. */
   readonly retry: Schedule.Schedule<unknown, HandlerError> | undefined
   readonly startFrom: StartFrom
+  /** Whether its channels' payloads stay out of NOTIFYs; undefined: the service's `confidentialChannels`. */
+  readonly confidential: boolean | undefined
   /** Turns a raw payload into the handler's input, or says why it cannot. */
   readonly decode: (payload: unknown) => Either.Either<unknown, string>
   readonly handle: (notification: Notification<unknown>) => Effect.Effect<void, HandlerError, R>
@@ -94,6 +96,11 @@ export interface Options<A, I, R> {
   readonly concurrency?: number | undefined
   readonly retry?: Schedule.Schedule<unknown, HandlerError> | undefined
   readonly startFrom?: StartFrom | undefined
+  /**
+   * Keep payloads out of NOTIFYs (which any role in the database can LISTEN to): live rows
+   * come as ids, read from the log. Default: the service's `confidentialChannels`.
+   */
+  readonly confidential?: boolean | undefined
 }
 
 /**
@@ -215,6 +222,7 @@ export const make = <A = unknown, I = A, R = never>(options: Options<A, I, R>): 
     concurrency: options.concurrency ?? 1,
     retry: options.retry,
     startFrom: options.startFrom ?? "beginning",
+    confidential: options.confidential,
     decode,
     handle: options.handle as Consumer<R>["handle"]
   }

@@ -71,6 +71,13 @@ export interface Settings {
   readonly shutdownTimeout: Duration.Duration
   /** Retries for consumers that do not bring their own schedule. */
   readonly retry: RetryPolicy
+  /**
+   * Channels whose payloads must not travel in NOTIFYs (any role in the database can LISTEN):
+   * their consumers ask producers for ids only and read each row from the log, behind its
+   * table privileges. A list of channels, or `"all"`. A consumer's own `confidential` option
+   * overrides this. Default none.
+   */
+  readonly confidentialChannels: ReadonlyArray<string> | "all"
 }
 
 /**
@@ -135,7 +142,8 @@ export const defaults: Settings = {
   reconnectDelay: Duration.millis(500),
   maxReconnectDelay: Duration.seconds(30),
   shutdownTimeout: Duration.seconds(10),
-  retry: { baseDelay: Duration.millis(200), maxDelay: Duration.seconds(30), maxRetries: 8 }
+  retry: { baseDelay: Duration.millis(200), maxDelay: Duration.seconds(30), maxRetries: 8 },
+  confidentialChannels: []
 }
 
 /**
@@ -181,7 +189,8 @@ export const resolve = (options: Options): Effect.Effect<Settings, PgWatchError>
       baseDelay: Duration.decode(options.retry?.baseDelay ?? defaults.retry.baseDelay),
       maxDelay: Duration.decode(options.retry?.maxDelay ?? defaults.retry.maxDelay),
       maxRetries: options.retry?.maxRetries ?? defaults.retry.maxRetries
-    }
+    },
+    confidentialChannels: options.confidentialChannels ?? defaults.confidentialChannels
   }
   if (!SqlFiles.SCHEMA_NAME.test(settings.schema)) {
     return Effect.fail(new PgWatchError({
@@ -282,8 +291,8 @@ export const layer = (options: Options = {}): Layer.Layer<PgWatch, PgWatchError 
  * Settings from the environment: `PGWATCH_SCHEMA`, `PGWATCH_PAGE_SIZE`, `PGWATCH_PAGE_BYTES`, `PGWATCH_POLL_INTERVAL`
  * (a duration such as `5 seconds`), `PGWATCH_FALLBACK_POLL_INTERVAL`, `PGWATCH_HEALTH_CHECK_INTERVAL`,
  * `PGWATCH_HEALTH_CHECK_TIMEOUT`, `PGWATCH_RECONNECT_DELAY`, `PGWATCH_SHUTDOWN_TIMEOUT`,
- * `PGWATCH_RETRY_BASE_DELAY`, `PGWATCH_RETRY_MAX_DELAY`, `PGWATCH_MAX_RETRIES`, `PGWATCH_LISTEN_URL`;
- * each optional.
+ * `PGWATCH_RETRY_BASE_DELAY`, `PGWATCH_RETRY_MAX_DELAY`, `PGWATCH_MAX_RETRIES`, `PGWATCH_LISTEN_URL`,
+ * `PGWATCH_CONFIDENTIAL_CHANNELS` (comma-separated channels, or `all`); each optional.
  *
  * @since 0.1.0
  * @category config
@@ -307,8 +316,24 @@ export const config: Config.Config<Options> = Config.all({
     maxDelay: Config.duration("PGWATCH_RETRY_MAX_DELAY").pipe(Config.withDefault(defaults.retry.maxDelay)),
     maxRetries: Config.integer("PGWATCH_MAX_RETRIES").pipe(Config.withDefault(defaults.retry.maxRetries))
   }),
-  listenUrl: Config.option(Config.redacted("PGWATCH_LISTEN_URL")).pipe(Config.map(Option.getOrUndefined))
+  listenUrl: Config.option(Config.redacted("PGWATCH_LISTEN_URL")).pipe(Config.map(Option.getOrUndefined)),
+  confidentialChannels: Config.string("PGWATCH_CONFIDENTIAL_CHANNELS").pipe(
+    Config.map((text): ReadonlyArray<string> | "all" =>
+      text.trim() === "all" ? "all" : text.split(",").map((c) => c.trim()).filter((c) => c !== "")
+    ),
+    Config.withDefault(defaults.confidentialChannels)
+  )
 })
+
+/**
+ * Whether a channel's payloads stay out of NOTIFYs for a consumer: its own choice, else the
+ * service's `confidentialChannels`.
+ *
+ * @since 0.2.0
+ * @category settings
+ */
+export const isConfidential = (settings: Settings, channel: string, own: boolean | undefined): boolean =>
+  own ?? (settings.confidentialChannels === "all" || settings.confidentialChannels.includes(channel))
 
 /**
  * @since 0.1.0

@@ -13,7 +13,7 @@ import * as Channel from "./Channel.js"
 import { retryIdempotent } from "./internal/connectionLoss.js"
 import * as Cursor from "./internal/cursor.js"
 import * as Reader from "./internal/reader.js"
-import { PgWatch } from "./PgWatch.js"
+import { isConfidential, PgWatch } from "./PgWatch.js"
 import type { PgWatchError } from "./PgWatchError.js"
 
 /**
@@ -35,6 +35,11 @@ export interface Options {
   readonly startFrom?: Cursor.StartFrom | undefined
   /** Drop the backlog and start from what commits now, even for a known consumer. */
   readonly skipPlayback?: boolean | undefined
+  /**
+   * Keep payloads out of NOTIFYs (which any role in the database can LISTEN to): live rows
+   * come as ids, read from the log. Default: the service's `confidentialChannels`.
+   */
+  readonly confidential?: boolean | undefined
   /** Rows per query; defaults to the service's `pageSize`. */
   readonly pageSize?: number | undefined
   /** Completed once the stream listens on its channels: what is written after is live. */
@@ -66,6 +71,7 @@ export const stream = (options: Options): Stream.Stream<Delivery, SqlError | PgW
       schema,
       consumerId: options.consumerId,
       channels,
+      confidential: channels.filter((channel) => isConfidential(watch.settings, channel, options.confidential)),
       start,
       pageSize: options.pageSize ?? watch.settings.pageSize,
       pageBytes: watch.settings.pageBytes,

@@ -310,7 +310,8 @@ describe("upgrade", () => {
                  VALUES ('billing', ${id!.id}, 'permanent', 'no', 3)`
       yield* sql`INSERT INTO ${sql(schema)}.waiting (channel, consumer_id, backend_pid) VALUES ('orders', 'billing', pg_backend_pid())`
       const state = sql<{ consumers: string; dead: string; waiting: string }>`
-        SELECT (SELECT json_agg(c ORDER BY c.id)::text FROM ${sql(schema)}.consumer c) AS consumers,
+        SELECT (SELECT jsonb_agg(to_jsonb(c) - 'live_xids' - 'live_after_id' ORDER BY c.id)::text
+                  FROM ${sql(schema)}.consumer c) AS consumers,
                (SELECT json_agg(d)::text FROM ${sql(schema)}.dead_letter d) AS dead,
                (SELECT json_agg(json_build_object('channel', w.channel, 'consumer', w.consumer_id))::text
                   FROM ${sql(schema)}.waiting w) AS waiting`
@@ -319,6 +320,11 @@ describe("upgrade", () => {
       expect((yield* Migrator.migrate({ schema })).map((m) => m.version)).toContain(9)
       expect(yield* state).toEqual(before)
       expect(yield* sql`SELECT payloads FROM ${sql(schema)}.waiting`).toEqual([{ payloads: true }])
+      // 0010: positions gain an empty live set, which is the same position.
+      expect(yield* sql`SELECT live_xids::text AS live, live_after_id FROM ${sql(schema)}.consumer`).toEqual([
+        { live: "{}", live_after_id: null },
+        { live: "{}", live_after_id: null }
+      ])
       expect(yield* sql`SELECT ${sql(schema)}.live_key() ~ '^[0-9a-f]{64}$' AS ok`).toEqual([{ ok: true }])
     }).pipe(Effect.scoped, Effect.provide(PgLive)))
 })

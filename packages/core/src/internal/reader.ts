@@ -21,6 +21,8 @@ export interface ReaderOptions {
   readonly schema: string
   readonly consumerId: string
   readonly channels: ReadonlyArray<string>
+  /** Channels whose live rows must come without payloads (ids only). */
+  readonly confidential: ReadonlyArray<string>
   readonly start: Cursor
   readonly pageSize: number
   /** Payload bytes per page; a row larger than this comes alone. */
@@ -97,9 +99,10 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     const perform = (command: ReaderState.Command): Effect.Effect<unknown, SqlError> => {
       switch (command._tag) {
         case "Register":
-          return retryIdempotent(sql`INSERT INTO ${schema}.waiting (channel, consumer_id, backend_pid)
-              SELECT c, ${options.consumerId}, ${command.pid} FROM pg_catalog.unnest(${options.channels}::text[]) AS c
-              ON CONFLICT (channel, consumer_id) DO UPDATE SET backend_pid = excluded.backend_pid`)
+          return retryIdempotent(sql`INSERT INTO ${schema}.waiting (channel, consumer_id, backend_pid, payloads)
+              SELECT c, ${options.consumerId}, ${command.pid}, c <> ALL (${options.confidential}::text[])
+                FROM pg_catalog.unnest(${options.channels}::text[]) AS c
+              ON CONFLICT (channel, consumer_id) DO UPDATE SET backend_pid = excluded.backend_pid, payloads = excluded.payloads`)
         case "Unregister":
           return unregister
         case "WriteMode":

@@ -93,6 +93,7 @@ export const runUntil = <R>(
       consumerId: consumer.id,
       channels: consumer.channels,
       startFrom: consumer.startFrom,
+      confidential: consumer.confidential,
       skipPlayback: options.skipPlayback,
       pageSize: options.pageSize,
       subscribed: options.subscribed
