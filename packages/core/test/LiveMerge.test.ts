@@ -1,9 +1,12 @@
 // The merged stream on a real PostgreSQL (issue #9): live rows straight from signed NOTIFYs,
 // pages for playback and backfill, deduplicated against the cursor and its live set.
 import { describe, expect, layer } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { Deferred, Effect, Option, Queue, Schedule, Stream } from "effect"
 import * as Pg from "pg"
+import * as Cursor from "../src/internal/cursor.js"
+import * as Reader from "../src/internal/reader.js"
 import * as PgWatch from "../src/PgWatch.js"
 import * as Subscription from "../src/Subscription.js"
 import { freshChannel, query, rawClient, recordingConsumer, start, takeN, watchLayer } from "./utils.js"
@@ -16,16 +19,30 @@ const viaLive = (delivery: Subscription.Delivery) =>
 const subscribe = (
   consumerId: string,
   channels: ReadonlyArray<string>,
-  options: { readonly confidential?: boolean; readonly startFrom?: "now" } = {}
+  options: { readonly confidential?: boolean; readonly startFrom?: "now"; readonly keepUpRate?: number } = {}
 ) =>
   Effect.gen(function*() {
     const deliveries = yield* Queue.unbounded<Subscription.Delivery>()
     const subscribed = yield* Deferred.make<void>()
-    yield* Effect.forkScoped(
-      Subscription.stream({ consumerId, channels, subscribed, ...options }).pipe(
-        Stream.runForEach((delivery) => Queue.offer(deliveries, delivery))
-      )
-    )
+    const { keepUpRate, ...rest } = options
+    // The keep-up rate is the reader's; a test lowers it to what a loaded machine can write.
+    const stream = keepUpRate === undefined
+      ? Subscription.stream({ consumerId, channels, subscribed, ...rest })
+      : Stream.unwrap(Effect.gen(function*() {
+        const watch = yield* PgWatch.PgWatch
+        const start = yield* Cursor.register(watch.settings.schema, consumerId, channels, "beginning")
+        return Reader.stream({
+          ...watch.settings,
+          consumerId,
+          channels,
+          confidential: [],
+          start,
+          listener: watch.listener,
+          subscribed,
+          keepUpRate
+        }).pipe(Stream.provideService(SqlClient.SqlClient, watch.sql))
+      }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch.PgWatch, (w) => w.sql))))
+    yield* Effect.forkScoped(stream.pipe(Stream.runForEach((delivery) => Queue.offer(deliveries, delivery))))
     yield* Deferred.await(subscribed)
     return deliveries
   })
@@ -147,6 +164,42 @@ describe("live rows merged with pages", () => {
         expect(got.every((d) => !d.isReplay)).toBe(true)
         yield* sentinel(channel, deliveries)
       }))
+
+    it.scoped("above the keep-up rate it switches from live rows to polling and back, each row once", () =>
+      Effect.gen(function*() {
+        const channel = freshChannel()
+        const sql = yield* PgClient.PgClient
+        const schema = yield* schemaOf
+        // 50 commits/s: what 8 writers exceed and one sequential writer does not, even here.
+        const deliveries = yield* subscribe("ramped", [channel], { keepUpRate: 50 })
+        yield* goLive(channel, deliveries)
+        // Polling shows as the registration going away while the writers run.
+        const unregistered = yield* Deferred.make<void>()
+        const writing = yield* Deferred.make<void>()
+        yield* Effect.forkScoped(
+          sql.unsafe<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.waiting WHERE consumer_id = 'ramped'`).pipe(
+            Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: (rows) => rows[0]!.n === 0 }),
+            Effect.zipRight(Deferred.succeed(unregistered, undefined)),
+            Effect.raceFirst(Deferred.await(writing))
+          )
+        )
+        // Ramped up: 8 writers, one row per transaction, until the reader has switched.
+        const written: Array<bigint> = []
+        yield* Effect.forEach(
+          Array.from({ length: 8 }),
+          () =>
+            Effect.gen(function*() {
+              while (!(yield* Deferred.isDone(unregistered))) written.push(yield* PgWatch.notify(channel, { n: written.length }))
+            }),
+          { concurrency: "unbounded", discard: true }
+        ).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error(`never switched to polling (${written.length} rows)`) }))
+        yield* Deferred.succeed(writing, undefined)
+        const got = yield* take(deliveries, written.length)
+        expect(new Set(got.map((d) => d.id))).toEqual(new Set(written))
+        // Ramped down: one row at a time goes live again.
+        yield* goLive(channel, deliveries)
+        yield* sentinel(channel, deliveries)
+      }), { timeout: 120_000 })
 
     it.scoped("live rows arriving while a 100k backlog plays back: each row once, replays flagged", () =>
       Effect.gen(function*() {

@@ -7,7 +7,13 @@ import * as ReaderState from "../src/internal/readerState.js"
 import * as Snapshot from "../src/internal/snapshot.js"
 
 // The reader's decisions, without a database: what it reads, when it waits, what it drops.
-const settings: ReaderState.Settings = { pageSize: 3, pollInterval: 5000, fallbackPollInterval: 250, busyReadInterval: 25 }
+const settings: ReaderState.Settings = {
+  pageSize: 3,
+  pollInterval: 5000,
+  fallbackPollInterval: 250,
+  busyReadInterval: 25,
+  keepUpRate: ReaderState.KEEP_UP_RATE
+}
 
 const row = (id: number, xid: string, payload: unknown = id): PageRow => ({
   id: BigInt(id),

@@ -34,6 +34,8 @@ export interface ReaderOptions {
   /** The pause between partial pages while rows keep coming. */
   readonly busyReadInterval: Duration.Duration
   readonly listener: Listener
+  /** Commits/s above which the reader polls; `ReaderState.KEEP_UP_RATE` unless a test lowers it. */
+  readonly keepUpRate?: number | undefined
   /** Completed once the channels are subscribed (LISTENed, if the connection is up). */
   readonly subscribed?: Deferred.Deferred<void> | undefined
 }
@@ -86,7 +88,8 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       pageSize: options.pageSize,
       pollInterval: Duration.toMillis(options.pollInterval),
       fallbackPollInterval: Duration.toMillis(options.fallbackPollInterval),
-      busyReadInterval: Duration.toMillis(options.busyReadInterval)
+      busyReadInterval: Duration.toMillis(options.busyReadInterval),
+      keepUpRate: options.keepUpRate ?? ReaderState.KEEP_UP_RATE
     }, options.start)
     // Events taken from the listener and not yet stepped (live work waits on a fetch).
     let taken: Array<ListenerEvent> = []

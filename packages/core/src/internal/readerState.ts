@@ -41,6 +41,8 @@ export interface Settings {
   readonly fallbackPollInterval: number
   /** The pause between partial pages while rows keep coming. */
   readonly busyReadInterval: number
+  /** Commits/s above which the reader polls rather than asking writers to NOTIFY (KEEP_UP_RATE). */
+  readonly keepUpRate: number
 }
 
 /** A live transaction's rows to read from the log: after `afterId`, up to `untilId` if set. */
@@ -344,7 +346,7 @@ const deliverLive = (s: Draft, row: PageRow, out: Array<Delivery>) => {
  */
 const measureLive = (s: Draft, now: number, commands: Array<Command>) => {
   if (now - s.windowStart < RATE_WINDOW_MS) return
-  const tooFrequent = (s.windowWakes * 1000) / (now - s.windowStart) > KEEP_UP_RATE
+  const tooFrequent = (s.windowWakes * 1000) / (now - s.windowStart) > s.settings.keepUpRate
   s.windowStart = now
   s.windowWakes = 0
   if (tooFrequent) startPolling(s, now, commands)
@@ -414,12 +416,12 @@ const afterPage = (
   if (settled) s.recheck = SHORTEST_RECHECK
   // Polling, but a last page this small means writers have slowed to a rate that NOTIFYs
   // serve well: ask for them again rather than pausing.
-  const quietPageRows = Math.max(1, Math.floor((settings.busyReadInterval / 1000) * KEEP_UP_RATE))
+  const quietPageRows = Math.max(1, Math.floor((settings.busyReadInterval / 1000) * settings.keepUpRate))
   const slowedDown = s.pausedBusy && !s.registered && complete && delivered < quietPageRows
   s.pausedBusy = false
   s.lastPageHadRows = delivered > 0
   if (now - s.windowStart >= RATE_WINDOW_MS) {
-    s.tooFrequent = s.registered && (s.windowWakes * 1000) / (now - s.windowStart) > KEEP_UP_RATE
+    s.tooFrequent = s.registered && (s.windowWakes * 1000) / (now - s.windowStart) > settings.keepUpRate
     s.windowStart = now
     s.windowWakes = 0
   }
