@@ -80,7 +80,7 @@ $$;
 -- - once the transaction has sent 100 rows, its "read xid" instead (wake). The count is the
 --   transaction-local setting pgwatch.live_sent, shared by the schemas of a database: the bound
 --   is on what one commit sends. Rolling back to a savepoint discards both the NOTIFYs sent
---   since and the count's increments, so they stay in step.
+--   since and the settings' changes (the count, pgwatch.live_x), so they stay in step.
 -- Written out in one function: every PL/pgSQL call a transaction makes costs ~20 µs of set-up
 -- (scratchpad/liveRowsCost.ts), as much as the rest of the live row.
 CREATE OR REPLACE FUNCTION :PGWATCH_SCHEMA.smart_notify(channel text, payload jsonb) RETURNS bigint
@@ -99,6 +99,8 @@ DECLARE
   sent integer;
   header text;
   body text := '';
+  woken text;
+  here text;
 BEGIN
   INSERT INTO :PGWATCH_SCHEMA.notification_log (channel, payload)
   VALUES (channel, stored)
@@ -113,7 +115,14 @@ BEGIN
   END IF;
   sent := coalesce(nullif(pg_catalog.current_setting('pgwatch.live_sent', true), ''), '0')::integer;
   IF sent >= 100 THEN
-    PERFORM :PGWATCH_SCHEMA.wake(channel);
+    -- Once per channel: PostgreSQL would merge the copies, but each costs a call to make.
+    -- pgwatch.live_x lists where it went as ' <schema>:<channel> ...' (names have no spaces).
+    woken := coalesce(pg_catalog.current_setting('pgwatch.live_x', true), '');
+    here := ' ' || :PGWATCH_SCHEMA_LITERAL || ':' || channel;
+    IF pg_catalog.strpos(woken || ' ', here || ' ') = 0 THEN
+      PERFORM :PGWATCH_SCHEMA.wake(channel);
+      PERFORM pg_catalog.set_config('pgwatch.live_x', woken || here, true);
+    END IF;
     RETURN log_id;
   END IF;
   PERFORM pg_catalog.set_config('pgwatch.live_sent', (sent + 1)::text, true);
