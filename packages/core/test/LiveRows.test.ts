@@ -246,6 +246,30 @@ describe("live rows (sql/0009)", () => {
         expect(decodeAll(c, yield* drain(c), key).map((d) => d._tag)).toEqual([...Array(40).fill("Row"), "ReadXid"])
       }))
 
+    it.scoped("past the budget, each schema's \"read xid\" goes on each channel", () =>
+      Effect.gen(function*() {
+        const second = freshSchema()
+        yield* dropSchemaFinally(second)
+        yield* Migrator.migrate({ schema: second })
+        const first = yield* listener()
+        const other = yield* listener(second)
+        const writer = yield* rawClient
+        const channel = freshChannel()
+        yield* first.listen(channel)
+        yield* other.listen(channel)
+        yield* query(writer, "BEGIN")
+        yield* query(writer, `SELECT count(${s}.smart_notify($1, to_jsonb(g))) FROM generate_series(1, 101) g`, [channel])
+        yield* query(writer, `SELECT "${second}".smart_notify($1, '2'), ${s}.smart_notify($1, '3')`, [channel])
+        const { xid } = (yield* query(writer, "SELECT pg_current_xact_id()::text AS xid")).rows[0] as { xid: string }
+        yield* query(writer, "COMMIT")
+        const [seen] = yield* Effect.all([first.drain(channel), other.drain(channel)])
+        expect(decodeAll(channel, seen, first.key).map((d) => d._tag)).toEqual([...Array(100).fill("Row"), "ReadXid", "OtherSchema"])
+        expect(seen.map((p) => LiveRow.decode(channel, p, second, other.key)).slice(100)).toEqual([
+          { _tag: "OtherSchema" },
+          { _tag: "ReadXid", xid }
+        ])
+      }))
+
     it.scoped("an aborted transaction sends nothing; a rolled-back savepoint gives its NOTIFYs and its budget back", () =>
       Effect.gen(function*() {
         const { key, listen, drain } = yield* listener()
