@@ -535,7 +535,8 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
             const subscriber: Subscriber = { channels: new Set(channels), inbox: Inbox.make(maxPendingRows) }
             return Effect.as(change(subscriber, true), subscriber)
           }),
-          (subscriber) => change(subscriber, false)
+          // Not awaited: consumers that stop together are UNLISTENed in one round trip.
+          (subscriber) => Effect.asVoid(Effect.forkIn(change(subscriber, false), scope))
         )
       ).pipe(Effect.map(({ inbox }): Subscription => inbox))
 
