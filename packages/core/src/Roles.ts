@@ -17,7 +17,8 @@ import { PgWatchError } from "./PgWatchError.js"
  * - `producer`: stores notifications (`PgWatch.notify`, `smart_notify`), only through
  *   functions that run with the owner's rights: it cannot write the log itself.
  * - `consumer`: runs consumers (`Consumer.layer`, `pgwatch listen`): reads the log, moves
- *   its position, records dead letters, registers for wake-ups.
+ *   its position, records dead letters, registers for wake-ups, learns the key that verifies
+ *   live rows (`live_key()`).
  * - `operator`: inspects and repairs (`status`, `failures`, `redrive`, `replay`, `cleanup`,
  *   `triggers`).
  *
@@ -67,6 +68,8 @@ export const privileges: Readonly<Record<Kind, ReadonlyArray<Privilege>>> = {
     // What consumers read with before read_batch_page (0005): kept for processes of older
     // versions that still run against an upgraded schema.
     execute("next_page"),
+    // The key that live-row NOTIFYs are signed with (0009): the table itself stays the owner's.
+    execute("live_key"),
     table("SELECT", "notification_log"),
     table("SELECT, INSERT, UPDATE", "consumer"),
     table("SELECT, INSERT, UPDATE", "dead_letter"),

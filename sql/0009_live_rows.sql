@@ -1,0 +1,184 @@
+-- Live rows (README "Security: live rows and confidential channels"). While a consumer waits on
+-- a channel, the producers send one NOTIFY per log row that carries the row itself, so a reader
+-- that is caught up takes it from its listen connection instead of reading a page. The format
+-- is packages/core/src/internal/liveRow.ts's:
+--
+--   pgwatch:2:<schema>:<kind>:<id>:<xid>:<created_at µs>:<hmac hex>:<body>
+--
+-- kind r: a row with its payload (jsonb text) as body; kind i: a row without it (the NOTIFY
+-- would pass 7999 bytes, or a waiter asked for ids only); kind x: "read transaction <xid>",
+-- sent instead of rows once the transaction has sent LIVE_ROWS (100) of them.
+--
+-- Any role may NOTIFY any channel, so a reader believes a live row only when its HMAC-SHA256
+-- verifies. The key is this installation's, readable only by the owner (and, as hex, through
+-- live_key() by the consumer role). The HMAC is built from PostgreSQL's own sha256() (11+):
+-- sha256(opad || sha256(ipad || message)), pads precomputed, so no extension is needed. The
+-- message is `<channel>:<the NOTIFY up to the mac>:<body>` as UTF-8: binding the channel means
+-- a row sent on one channel cannot be replayed on another.
+
+-- One row: 32 bytes from the server's strong random source (gen_random_uuid() draws 122 bits
+-- of each UUID from it; three of them hashed), and the 64-byte HMAC pads of that key.
+CREATE TABLE :PGWATCH_SCHEMA.live_key (
+  one  boolean PRIMARY KEY DEFAULT true CHECK (one),
+  key  bytea NOT NULL CHECK (pg_catalog.octet_length(key) = 32),
+  ipad bytea NOT NULL CHECK (pg_catalog.octet_length(ipad) = 64),
+  opad bytea NOT NULL CHECK (pg_catalog.octet_length(opad) = 64)
+);
+REVOKE ALL ON TABLE :PGWATCH_SCHEMA.live_key FROM PUBLIC;
+
+INSERT INTO :PGWATCH_SCHEMA.live_key (key, ipad, opad)
+SELECT k.key,
+       pg_catalog.decode(pg_catalog.string_agg(pg_catalog.lpad(pg_catalog.to_hex(b.byte # 54), 2, '0'), '' ORDER BY b.i), 'hex'),
+       pg_catalog.decode(pg_catalog.string_agg(pg_catalog.lpad(pg_catalog.to_hex(b.byte # 92), 2, '0'), '' ORDER BY b.i), 'hex')
+  FROM (SELECT pg_catalog.sha256(
+                 pg_catalog.uuid_send(pg_catalog.gen_random_uuid()) ||
+                 pg_catalog.uuid_send(pg_catalog.gen_random_uuid()) ||
+                 pg_catalog.uuid_send(pg_catalog.gen_random_uuid())) AS key) AS k
+ CROSS JOIN LATERAL (
+   SELECT i, CASE WHEN i < 32 THEN pg_catalog.get_byte(k.key, i) ELSE 0 END AS byte
+     FROM pg_catalog.generate_series(0, 63) AS i
+ ) AS b
+ GROUP BY k.key;
+
+-- How a consumer process learns the key: it runs with the owner's rights, and only roles
+-- granted EXECUTE (pgwatch grant --as consumer) may call it.
+CREATE FUNCTION :PGWATCH_SCHEMA.live_key() RETURNS text
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.encode(k.key, 'hex') FROM :PGWATCH_SCHEMA.live_key k $$;
+
+-- false: the consumer asked for a confidential channel; rows on it go as ids only (kind i),
+-- and the consumer reads each with its own privileges. One such waiter decides for the channel.
+ALTER TABLE :PGWATCH_SCHEMA.waiting ADD COLUMN payloads boolean NOT NULL DEFAULT true;
+
+-- Signs `<header>:<body>` for `channel` and sends it there as `<header>:<mac>:<body>`.
+CREATE FUNCTION :PGWATCH_SCHEMA.live_notify(channel text, header text, body text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM pg_catalog.pg_notify(channel, header || ':' || pg_catalog.encode(pg_catalog.sha256(k.opad || pg_catalog.sha256(
+            k.ipad || pg_catalog.convert_to(channel || ':' || header || ':' || body, 'UTF8'))), 'hex') || ':' || body)
+     FROM :PGWATCH_SCHEMA.live_key k;
+END
+$$;
+
+-- Wakes whoever waits on `channel` with "read what this transaction wrote there" (kind x).
+-- PostgreSQL merges identical NOTIFYs of one transaction, so it goes once per channel however
+-- many rows follow.
+CREATE OR REPLACE FUNCTION :PGWATCH_SCHEMA.wake(channel text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = wake.channel) THEN
+    PERFORM :PGWATCH_SCHEMA.live_notify(
+      channel, 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || ':x:0:' || pg_catalog.pg_current_xact_id()::text || ':0', '');
+  END IF;
+END
+$$;
+
+-- Sends the live-row NOTIFY of one log row (payload null: ids only) and returns true; once the
+-- transaction has sent 100 of them, sends the transaction's "read xid" NOTIFY instead and
+-- returns false. The count is the transaction-local setting pgwatch.live_sent (shared by the
+-- schemas of a database: the bound is on what one commit sends). Rolling back to a savepoint
+-- discards both the NOTIFYs sent since and the count's increments, so they stay in step.
+-- A payload whose NOTIFY would pass 7999 bytes goes as ids only; one stored bigger than 64 kB
+-- (several times what could fit, whatever its shape) is not even turned into text.
+CREATE FUNCTION :PGWATCH_SCHEMA.live_row(
+  channel text, log_id bigint, log_xid xid8, log_created_at timestamptz, payload jsonb
+)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  sent integer := coalesce(nullif(pg_catalog.current_setting('pgwatch.live_sent', true), ''), '0')::integer;
+  tail text;
+  body text;
+BEGIN
+  IF sent >= 100 THEN
+    PERFORM :PGWATCH_SCHEMA.wake(channel);
+    RETURN false;
+  END IF;
+  PERFORM pg_catalog.set_config('pgwatch.live_sent', (sent + 1)::text, true);
+  tail := ':' || log_id::text || ':' || log_xid::text || ':'
+    || (extract(epoch FROM log_created_at) * 1000000)::bigint::text;
+  IF payload IS NOT NULL AND pg_catalog.pg_column_size(payload) <= 65536 THEN
+    body := payload::text;
+    -- 'pgwatch:2:' + schema + ':r' + tail + ':' + 64 hex + ':' + body
+    IF 10 + pg_catalog.octet_length(:PGWATCH_SCHEMA_LITERAL) + 2 + pg_catalog.octet_length(tail) + 66
+         + pg_catalog.octet_length(body) <= 7999 THEN
+      PERFORM :PGWATCH_SCHEMA.live_notify(channel, 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || ':r' || tail, body);
+      RETURN true;
+    END IF;
+  END IF;
+  PERFORM :PGWATCH_SCHEMA.live_notify(channel, 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || ':i' || tail, '');
+  RETURN true;
+END
+$$;
+
+-- Store one notification in the caller's transaction; returns its log id. The waiters are
+-- looked up after the insert (as before): a consumer that registers after this looks finds the
+-- transaction in progress in its next snapshot, and reads the row from the log.
+CREATE OR REPLACE FUNCTION :PGWATCH_SCHEMA.smart_notify(channel text, payload jsonb) RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  stored jsonb := coalesce(payload, 'null'::jsonb);
+  log_id bigint;
+  log_xid xid8;
+  log_created_at timestamptz;
+  with_payloads boolean;
+BEGIN
+  INSERT INTO :PGWATCH_SCHEMA.notification_log (channel, payload)
+  VALUES (channel, stored)
+  RETURNING id, xid, created_at INTO log_id, log_xid, log_created_at;
+  -- null: nobody waits; false: someone wants ids only.
+  SELECT pg_catalog.bool_and(w.payloads) INTO with_payloads
+    FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = smart_notify.channel;
+  IF with_payloads IS NOT NULL THEN
+    PERFORM :PGWATCH_SCHEMA.live_row(channel, log_id, log_xid, log_created_at, CASE WHEN with_payloads THEN stored END);
+  END IF;
+  RETURN log_id;
+END
+$$;
+
+-- Store many notifications on one channel in the caller's transaction; returns their ids in
+-- the order given. Rows go live one by one until the transaction's budget is spent, then as one
+-- "read xid". xid and created_at are the columns' defaults: this transaction's, for every row.
+CREATE OR REPLACE FUNCTION :PGWATCH_SCHEMA.smart_notify_many(channel text, payloads jsonb[])
+RETURNS SETOF bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  ids bigint[];
+  with_payloads boolean;
+BEGIN
+  WITH inserted AS (
+    INSERT INTO :PGWATCH_SCHEMA.notification_log (channel, payload)
+    SELECT smart_notify_many.channel, coalesce(p, 'null'::jsonb)
+    FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS t(p, n)
+    ORDER BY n
+    RETURNING id
+  )
+  SELECT pg_catalog.array_agg(inserted.id) INTO ids FROM inserted;
+  RETURN QUERY SELECT pg_catalog.unnest(ids);
+  SELECT pg_catalog.bool_and(w.payloads) INTO with_payloads
+    FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = smart_notify_many.channel;
+  IF with_payloads IS NOT NULL THEN
+    FOR i IN 1 .. coalesce(pg_catalog.array_length(ids, 1), 0) LOOP
+      EXIT WHEN NOT :PGWATCH_SCHEMA.live_row(
+        channel, ids[i], pg_catalog.pg_current_xact_id(), pg_catalog.now(),
+        CASE WHEN with_payloads THEN (SELECT l.payload FROM :PGWATCH_SCHEMA.notification_log l WHERE l.id = ids[i]) END);
+    END LOOP;
+  END IF;
+END
+$$;
+
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA :PGWATCH_SCHEMA FROM PUBLIC;
