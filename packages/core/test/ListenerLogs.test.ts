@@ -3,6 +3,7 @@ import { Duration, Effect, Logger, TestClock } from "effect"
 import * as NodeCrypto from "node:crypto"
 import * as Pg from "pg"
 import * as Listener from "../src/internal/listener.js"
+import { livePayload } from "./livePayload.js"
 import { databaseUrl, freshChannel, freshSchema, query, rawClient } from "./utils.js"
 
 // TestClock (it.scoped), kept apart from files using it.layer (see ListenerHealth.test.ts).
@@ -27,11 +28,12 @@ const withLogs = <A, E, R>(test: (lines: Array<string>) => Effect.Effect<A, E, R
 
 const setup = Effect.gen(function*() {
   const schema = freshSchema()
+  const key = NodeCrypto.randomBytes(32)
   const sender = yield* rawClient
   const listener = yield* Listener.make({
     connect: () => new Pg.Client({ connectionString: databaseUrl }),
     sendProbe: (channel, payload) => query(sender, "SELECT pg_notify($1, $2)", [channel, payload]),
-    fetchKey: Effect.succeed(NodeCrypto.randomBytes(32)),
+    fetchKey: Effect.succeed(key),
     schema,
     // No health check while the test moves the clock by a minute.
     healthCheckInterval: Duration.hours(1),
@@ -40,7 +42,7 @@ const setup = Effect.gen(function*() {
     maxReconnectDelay: Duration.seconds(1),
     fallbackPollInterval: Duration.millis(250)
   })
-  return { schema, sender, listener }
+  return { schema, key, sender, listener }
 })
 
 describe("listener logs", () => {
@@ -71,6 +73,33 @@ describe("listener logs", () => {
       expect(lines, lines.join("\n")).toHaveLength(2)
       expect(lines[1]).toMatch(/^WARN pgwatch: ignored 1999 more foreign NOTIFY\(s\) on channel "ch_\w+" in the last 1m/)
       expect(lines.filter((line) => CONTROL.test(line))).toEqual([])
+    })))
+
+  it.scoped("forged live rows (wrong key, or signed for another channel) are never delivered, and are reported", () =>
+    withLogs((lines) => Effect.gen(function*() {
+      const { key, listener, schema, sender } = yield* setup
+      const channel = freshChannel()
+      const other = freshChannel()
+      const events = yield* listener.subscribe([channel])
+      expect((yield* events.take)._tag).toBe("Listening")
+      const row = { id: 7, body: `{"amount": 1000000}` }
+      const forged = livePayload(NodeCrypto.randomBytes(32), channel, schema, row)
+      const replayed = livePayload(key, other, schema, row)
+      const genuine = livePayload(key, channel, schema, { id: 8, body: "1" })
+      yield* query(sender, "SELECT pg_notify($1, $2), pg_notify($1, $3), pg_notify($1, $2 || ' ')", [channel, forged, replayed])
+      // Sent after them: once it is heard, the forged ones have been routed.
+      yield* query(sender, "SELECT pg_notify($1, $2)", [channel, genuine])
+      expect(yield* events.take).toMatchObject({ _tag: "Row", id: 8n })
+      expect(yield* events.takeAll).toEqual([])
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatch(
+        /^WARN pgwatch: ignored a NOTIFY on channel "ch_\w+" \(signature failure: a live-row NOTIFY whose signature does not verify\)/
+      )
+      yield* TestClock.adjust("1 minute")
+      for (let i = 0; i < 200 && lines.length < 2; i++) yield* realSleep(10)
+      expect(lines[1]).toMatch(
+        /^WARN pgwatch: ignored 2 more foreign NOTIFY\(s\) on channel "ch_\w+" in the last 1m \(2 of them live rows failing signature verification\)$/
+      )
     })))
 
   it.scoped("a lost listen connection is one log line with PostgreSQL's message and code, not a consumer's", () =>

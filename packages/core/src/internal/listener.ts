@@ -246,9 +246,6 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
       )
     })
 
-    /** Queues an (un)subscription, then applies it with whatever else is pending. */
-    const change = (subscriber: Subscriber, joins: boolean) =>
-      Effect.zipRight(Effect.sync(() => changes.push({ subscriber, joins })), lock.withPermits(1)(applyChanges))
 
     const serverPid = (connection: Connection) =>
       Effect.map(
@@ -533,9 +530,15 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
         Effect.acquireRelease(
           Effect.suspend(() => {
             const subscriber: Subscriber = { channels: new Set(channels), inbox: Inbox.make(maxPendingRows) }
-            return Effect.as(change(subscriber, true), subscriber)
+            changes.push({ subscriber, joins: true })
+            return Effect.as(lock.withPermits(1)(applyChanges), subscriber)
           }),
-          (subscriber) => change(subscriber, false)
+          // Applied without waiting: consumers that stop together are UNLISTENed in one round trip.
+          (subscriber) =>
+            Effect.zipRight(
+              Effect.sync(() => changes.push({ subscriber, joins: false })),
+              Effect.forkIn(lock.withPermits(1)(applyChanges), scope)
+            )
         )
       ).pipe(Effect.map(({ inbox }): Subscription => inbox))
 
