@@ -198,6 +198,9 @@ export const status = (
              AND NOT coalesce(
                pg_visible_in_snapshot(l.xid, c.batch) AND (l.xid, l.id) <= (c.after_xid, c.after_id),
                false)
+             -- Rows delivered live since done (all of each xid but the last, whose up to live_after_id).
+             AND NOT (l.xid = ANY (c.live_xids) AND (
+               l.xid <> c.live_xids[array_length(c.live_xids, 1)] OR coalesce(l.id <= c.live_after_id, false)))
         ) AS p
        WHERE ${ids}::text[] IS NULL OR c.id = ANY (${ids}::text[])
        ORDER BY c.id, ch.n`

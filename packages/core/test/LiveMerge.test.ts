@@ -5,6 +5,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { Deferred, Effect, Option, Queue, Schedule, Stream } from "effect"
 import * as Pg from "pg"
+import * as Admin from "../src/Admin.js"
 import * as Cursor from "../src/internal/cursor.js"
 import * as Reader from "../src/internal/reader.js"
 import * as PgWatch from "../src/PgWatch.js"
@@ -266,6 +267,9 @@ describe("a restart with a persisted live set", () => {
         )
         expect(saved!.live).not.toBe("{}")
         expect(saved!.after).toBe(String(live.at(-1)))
+        // `status` counts nothing of the live set as pending.
+        const [status] = yield* Admin.status({ consumerIds: ["restarts_live"] })
+        expect(status!.pending).toBe(0)
 
         const missed = yield* PgWatch.notifyMany(channel, [6, 7])
         const second = yield* recordingConsumer({ id: "restarts_live", channels: [channel] })
