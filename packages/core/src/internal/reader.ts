@@ -200,30 +200,39 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       return Effect.as(events_ ? Effect.raceFirst(events.waitPending, sleep) : sleep, [])
     }
 
-    /** One action of the reader: what arrived live, else the next action's result. */
+    /**
+     * One action of the reader, after what arrived live: a steady flow of live rows must not
+     * hold off a read that is due (the poll timer, a full live set).
+     */
     const next: Effect.Effect<ReadonlyArray<Delivery>, SqlError, SqlClient.SqlClient> = Effect.gen(function*() {
       const live = yield* drain
-      if (live.length > 0) return live
       const now = yield* Clock.currentTimeMillis
       const planned = ReaderState.plan(state, now)
+      if (planned.action._tag === "Wait" && live.length > 0) return live
       state = planned.state
       yield* Effect.forEach(planned.commands, perform, { discard: true })
       const { action } = planned
-      switch (action._tag) {
-        case "Wait":
-          return yield* wait(action.until, action.events, now)
-        case "ReadRedeliveries":
-          return yield* readRedeliveries
-        case "ReadPage": {
-          const page = yield* playbackOrBackfill(action.cursor)
-          return yield* apply({ _tag: "Page", page, now: yield* Clock.currentTimeMillis })
-        }
-        case "Fetch": {
-          const rows = yield* fetchLive(action.fetch)
-          return yield* apply({ _tag: "Fetched", rows, now: yield* Clock.currentTimeMillis })
-        }
-      }
+      const result = yield* act(action, now)
+      return live.length === 0 ? result : [...live, ...result]
     })
+
+    const act = (action: ReaderState.Action, now: number) =>
+      Effect.gen(function*() {
+        switch (action._tag) {
+          case "Wait":
+            return yield* wait(action.until, action.events, now)
+          case "ReadRedeliveries":
+            return yield* readRedeliveries
+          case "ReadPage": {
+            const page = yield* playbackOrBackfill(action.cursor)
+            return yield* apply({ _tag: "Page", page, now: yield* Clock.currentTimeMillis })
+          }
+          case "Fetch": {
+            const rows = yield* fetchLive(action.fetch)
+            return yield* apply({ _tag: "Fetched", rows, now: yield* Clock.currentTimeMillis })
+          }
+        }
+      })
 
     // The merged stream: each pull runs actions until some rows are to be delivered.
     const pull = Effect.map(
