@@ -47,10 +47,12 @@ export interface Options {
 }
 
 /**
- * Every notification on the channels that the consumer has not committed, then live ones, in
- * the order their transactions became visible, each once. Plays back from the consumer's saved
- * position, follows live wake-ups, re-reads the log after a lost connection, and polls as gap
- * backfill. Redeliveries requested for the consumer come out of band (their `cursor` is none).
+ * Every notification on the channels that the consumer has not committed, then live ones, each
+ * once: playback from the consumer's saved position, then, once caught up, rows straight from
+ * their signed NOTIFYs (in commit order), with the log read again as backfill (on the poll
+ * interval, after a lost connection, when live rows were missed). A row found only by backfill
+ * can come after rows committed later. Redeliveries requested for the consumer come out of band
+ * (their `cursor` is none).
  *
  * Nothing is marked done until you `commit`.
  *
