@@ -91,8 +91,9 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       busyReadInterval: Duration.toMillis(options.busyReadInterval),
       keepUpRate: options.keepUpRate ?? ReaderState.KEEP_UP_RATE
     }, options.start)
-    // Events taken from the listener and not yet stepped (live work waits on a fetch).
-    let taken: Array<ListenerEvent> = []
+    // Events taken from the listener, the first `stepped` of them handled (live work waits on a fetch).
+    let taken: ReadonlyArray<ListenerEvent> = []
+    let stepped = 0
     // Redelivery requests emitted and not yet cleared (by log id and request time).
     const redelivered = new Set<string>()
 
@@ -127,9 +128,13 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     const drain = Effect.gen(function*() {
       const out: Array<Delivery> = []
       while (state.fetching === undefined) {
-        if (taken.length === 0) taken = [...yield* events.takeAll]
-        const event = taken.shift()
+        if (stepped === taken.length) {
+          taken = yield* events.takeAll
+          stepped = 0
+        }
+        const event = taken[stepped]
         if (event === undefined) break
+        stepped += 1
         out.push(...yield* apply({ _tag: "Event", event, now: yield* Clock.currentTimeMillis }))
       }
       return out
@@ -193,11 +198,11 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       })
     })
 
-    /** Waits until `until`, or (`events`) until a listener event is pending. */
-    const wait = (until: number, events_: boolean, now: number) => {
+    /** Waits until `until`, or (`endedByEvents`) until a listener event is pending. */
+    const wait = (until: number, endedByEvents: boolean, now: number) => {
       const sleep = Effect.sleep(Duration.millis(until - now))
       // Waiting takes nothing, so the timer cutting it short loses no event.
-      return Effect.as(events_ ? Effect.raceFirst(events.waitPending, sleep) : sleep, [])
+      return Effect.as(endedByEvents ? Effect.raceFirst(events.waitPending, sleep) : sleep, [])
     }
 
     /**
