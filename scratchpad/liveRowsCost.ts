@@ -8,6 +8,7 @@
  *   function and the commit (with its NOTIFY), no network round trip.
  * - "client, 1 call/commit": N autocommit `SELECT smart_notify($1, $2)` from one connection
  *   (pgbench's one-client figure).
+ * - "smart_notify_many(10)/commit": a small batch per transaction, per row.
  * - "N calls in 1 transaction" and "smart_notify_many(N)": the bounded path (100 rows, then
  *   one "read xid").
  *
@@ -88,6 +89,15 @@ const main = async () => {
       const text = `SELECT "${schema}".smart_notify($1, $2)`
       const started = performance.now()
       for (let i = 0; i < calls; i++) await producer.query({ name: `one_${schema}`, text, values: [channel, payload] })
+      return performance.now() - started
+    },
+    "server, smart_notify_many(10)/commit, per row": async (schema, channel) => {
+      const started = performance.now()
+      await producer.query(
+        `DO $$ BEGIN FOR i IN 1..${calls / 10} LOOP
+           PERFORM "${schema}".smart_notify_many('${channel}', array_fill('${payload}'::jsonb, ARRAY[10])); COMMIT;
+         END LOOP; END $$`
+      )
       return performance.now() - started
     },
     [`${calls} calls in 1 transaction`]: async (schema, channel) => {
