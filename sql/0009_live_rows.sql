@@ -171,7 +171,8 @@ BEGIN
     ORDER BY t.n
     RETURNING id
   )
-  SELECT pg_catalog.array_agg(inserted.id) INTO ids FROM inserted;
+  -- Ids are drawn in insertion order, so sorting them keeps the order given.
+  SELECT pg_catalog.array_agg(inserted.id ORDER BY inserted.id) INTO ids FROM inserted;
   RETURN QUERY SELECT pg_catalog.unnest(ids);
   SELECT (SELECT pg_catalog.bool_and(w.payloads) FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = smart_notify_many.channel),
          k.ipad, k.opad
