@@ -48,6 +48,17 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pg_catalog.encode(k.key, 'hex') FROM :PGWATCH_SCHEMA.live_key k $$;
 
+-- An installation upgraded in place keeps its consumers' grants: their group role (Roles.ts)
+-- learns the key too, without running `pgwatch grant` again.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :PGWATCH_SCHEMA_LITERAL || '_consumer') THEN
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %I.live_key() TO %I',
+      :PGWATCH_SCHEMA_LITERAL, :PGWATCH_SCHEMA_LITERAL || '_consumer');
+  END IF;
+END
+$$;
+
 -- false: the consumer asked for a confidential channel; rows on it go as ids only (kind i),
 -- and the consumer reads each with its own privileges. One such waiter decides for the channel.
 ALTER TABLE :PGWATCH_SCHEMA.waiting ADD COLUMN payloads boolean NOT NULL DEFAULT true;

@@ -322,8 +322,7 @@ describe("live rows (sql/0009)", () => {
 describe("upgrade", () => {
   it.live("an installation at 0008 with consumers, positions and waiters keeps them at 0009", () =>
     Effect.gen(function*() {
-      const schema = freshSchema()
-      yield* dropSchemaFinally(schema)
+      const schema = yield* schemaWithRoles
       const sql = yield* PgClient.PgClient
       // Migrated as the migrator did before this version.
       const files = yield* SqlFiles.load(schema)
@@ -349,11 +348,17 @@ describe("upgrade", () => {
                (SELECT json_agg(json_build_object('channel', w.channel, 'consumer', w.consumer_id))::text
                   FROM ${sql(schema)}.waiting w) AS waiting`
       const before = yield* state
+      // The consumers' group role, as `pgwatch grant` made it before 0009.
+      const group = Roles.groupRole(schema, "consumer")
+      yield* sql.unsafe(`CREATE ROLE "${group}" NOLOGIN`)
 
       expect((yield* Migrator.migrate({ schema })).map((m) => m.version)).toContain(9)
       expect(yield* state).toEqual(before)
       expect(yield* sql`SELECT payloads FROM ${sql(schema)}.waiting`).toEqual([{ payloads: true }])
       expect(yield* sql`SELECT ${sql(schema)}.live_key() ~ '^[0-9a-f]{64}$' AS ok`).toEqual([{ ok: true }])
+      // Its consumers learn the key without being granted again.
+      expect(yield* sql`SELECT has_function_privilege(${group}, ${`"${schema}".live_key()`}, 'EXECUTE') AS granted`)
+        .toEqual([{ granted: true }])
     }).pipe(Effect.scoped, Effect.provide(PgLive)))
 })
 
