@@ -48,6 +48,17 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pg_catalog.encode(k.key, 'hex') FROM :PGWATCH_SCHEMA.live_key k $$;
 
+-- An installation upgraded in place keeps its consumers' grants: their group role (Roles.ts)
+-- learns the key too, without running `pgwatch grant` again.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :PGWATCH_SCHEMA_LITERAL || '_consumer') THEN
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %I.live_key() TO %I',
+      :PGWATCH_SCHEMA_LITERAL, :PGWATCH_SCHEMA_LITERAL || '_consumer');
+  END IF;
+END
+$$;
+
 -- false: the consumer asked for a confidential channel; rows on it go as ids only (kind i),
 -- and the consumer reads each with its own privileges. One such waiter decides for the channel.
 ALTER TABLE :PGWATCH_SCHEMA.waiting ADD COLUMN payloads boolean NOT NULL DEFAULT true;
@@ -146,9 +157,10 @@ END
 $$;
 
 -- Store many notifications on one channel in the caller's transaction; returns their ids in
--- the order given. While someone waits, the rows the transaction may still send live go
--- through smart_notify one by one; the rest are inserted together, and then wake sends the
--- transaction's "read xid" (if anyone waits by then).
+-- the order given. While someone waits, the rows the transaction may still send live go as
+-- smart_notify sends them (the same NOTIFYs, made in one statement: half the cost of a call per
+-- row), and wake sends the transaction's "read xid" for the rest. xid and created_at are the
+-- columns' defaults: this transaction's, for every row.
 CREATE OR REPLACE FUNCTION :PGWATCH_SCHEMA.smart_notify_many(channel text, payloads jsonb[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
@@ -156,27 +168,51 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  taken integer := 0;
-  budget integer;
-  p jsonb;
+  ids bigint[];
+  with_payloads boolean;
+  ipad bytea;
+  opad bytea;
+  sent integer;
+  live integer;
 BEGIN
-  IF payloads IS NOT NULL AND EXISTS (SELECT 1 FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = smart_notify_many.channel) THEN
-    budget := 100 - coalesce(nullif(pg_catalog.current_setting('pgwatch.live_sent', true), ''), '0')::integer;
-    -- In the array's storage order, as unnest reads it below.
-    FOREACH p IN ARRAY payloads LOOP
-      EXIT WHEN taken >= budget;
-      RETURN NEXT :PGWATCH_SCHEMA.smart_notify(channel, p);
-      taken := taken + 1;
-    END LOOP;
+  WITH inserted AS (
+    INSERT INTO :PGWATCH_SCHEMA.notification_log (channel, payload)
+    SELECT smart_notify_many.channel, coalesce(t.p, 'null'::jsonb)
+    FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS t(p, n)
+    ORDER BY t.n
+    RETURNING id
+  )
+  -- Ids are drawn in insertion order, so sorting them keeps the order given.
+  SELECT pg_catalog.array_agg(inserted.id ORDER BY inserted.id) INTO ids FROM inserted;
+  RETURN QUERY SELECT pg_catalog.unnest(ids);
+  SELECT (SELECT pg_catalog.bool_and(w.payloads) FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = smart_notify_many.channel),
+         k.ipad, k.opad
+    INTO with_payloads, ipad, opad
+    FROM :PGWATCH_SCHEMA.live_key k;
+  IF with_payloads IS NULL OR ids IS NULL THEN
+    RETURN;
   END IF;
-  IF pg_catalog.cardinality(payloads) > taken THEN
-    RETURN QUERY
-      INSERT INTO :PGWATCH_SCHEMA.notification_log (channel, payload)
-      SELECT smart_notify_many.channel, coalesce(t.p, 'null'::jsonb)
-      FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS t(p, n)
-      WHERE t.n > taken
-      ORDER BY t.n
-      RETURNING id;
+  sent := coalesce(nullif(pg_catalog.current_setting('pgwatch.live_sent', true), ''), '0')::integer;
+  live := LEAST(pg_catalog.cardinality(ids), GREATEST(100 - sent, 0));
+  IF live > 0 THEN
+    PERFORM pg_catalog.set_config('pgwatch.live_sent', (sent + live)::text, true);
+    PERFORM pg_catalog.pg_notify(channel, r.header || ':' || pg_catalog.encode(pg_catalog.sha256(opad || pg_catalog.sha256(
+              ipad || pg_catalog.convert_to(channel || ':' || r.header || ':' || r.body, 'UTF8'))), 'hex') || ':' || r.body)
+       FROM (SELECT 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || CASE WHEN f.fits THEN ':r' ELSE ':i' END || f.tail AS header,
+                    CASE WHEN f.fits THEN f.body ELSE '' END AS body
+               FROM (SELECT b.n, b.tail, b.body,
+                            b.body IS NOT NULL AND 10 + pg_catalog.octet_length(:PGWATCH_SCHEMA_LITERAL) + 2
+                              + pg_catalog.octet_length(b.tail) + 66 + pg_catalog.octet_length(b.body) <= 7999 AS fits
+                       FROM (SELECT u.n,
+                                    ':' || u.id::text || ':' || pg_catalog.pg_current_xact_id()::text || ':'
+                                      || (extract(epoch FROM pg_catalog.now()) * 1000000)::bigint::text AS tail,
+                                    CASE WHEN with_payloads AND pg_catalog.pg_column_size(coalesce(u.p, 'null'::jsonb)) <= 65536
+                                         THEN coalesce(u.p, 'null'::jsonb)::text END AS body
+                               FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(payloads)) WITH ORDINALITY AS u(id, p, n)
+                              WHERE u.n <= live) AS b) AS f
+              ORDER BY f.n) AS r;
+  END IF;
+  IF pg_catalog.cardinality(ids) > live THEN
     PERFORM :PGWATCH_SCHEMA.wake(channel);
   END IF;
 END

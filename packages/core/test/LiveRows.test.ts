@@ -163,22 +163,32 @@ describe("live rows (sql/0009)", () => {
           const room = bytes - fixed
           return JSON.stringify("é".repeat(Math.floor(room / 2)) + "a".repeat(room % 2))
         }
+        // Through both producers: smart_notify_many makes its NOTIFYs in one statement.
         const next = BigInt(id) + 1n
-        const fits = sized(next, 7999)
-        const over = sized(next + 1n, 8000)
-        const ids = yield* query(writer, `SELECT id::text FROM ${s}.smart_notify_many($1, ARRAY[$2, $3]::jsonb[]) AS id`, [
+        const fits = [sized(next, 7999), sized(next + 2n, 7999)]
+        const over = [sized(next + 1n, 8000), sized(next + 3n, 8000)]
+        const many = yield* query(writer, `SELECT id::text FROM ${s}.smart_notify_many($1, ARRAY[$2, $3]::jsonb[]) AS id`, [
           channel,
-          fits,
-          over
+          fits[0],
+          over[0]
+        ])
+        const one = yield* query(writer, `SELECT ${s}.smart_notify($1, $2)::text AS a, ${s}.smart_notify($1, $3)::text AS b`, [
+          channel,
+          fits[1],
+          over[1]
         ])
         yield* query(writer, "COMMIT")
         // The sizes were computed for the ids that follow: nothing else writes to this schema now.
-        expect(ids.rows.map((r) => r.id)).toEqual([String(next), String(next + 1n)])
+        expect([...many.rows.map((r) => r.id), one.rows[0].a, one.rows[0].b]).toEqual([0n, 1n, 2n, 3n].map((n) => String(next + n)))
 
-        const [, atLimit, tooBig] = yield* drain(channel)
-        expect(Buffer.byteLength(atLimit!)).toBe(7999)
-        expect(LiveRow.decode(channel, atLimit!, schema, key)).toMatchObject({ _tag: "Row", id: next, body: fits })
-        expect(LiveRow.decode(channel, tooBig!, schema, key)).toMatchObject({ _tag: "Row", id: next + 1n, body: undefined })
+        const [, ...sent] = yield* drain(channel)
+        expect(sent.map((p) => Buffer.byteLength(p))).toEqual([7999, expect.any(Number), 7999, expect.any(Number)])
+        expect(decodeAll(channel, sent, key)).toMatchObject([
+          { _tag: "Row", id: next, body: fits[0] },
+          { _tag: "Row", id: next + 1n, body: undefined },
+          { _tag: "Row", id: next + 2n, body: fits[1] },
+          { _tag: "Row", id: next + 3n, body: undefined }
+        ])
 
         // A payload far past the limit (stored compressed, never turned into text) too.
         const [huge] = (yield* query(writer, `SELECT ${s}.smart_notify($1, to_jsonb(repeat('x', 1000000)))::text AS id`, [
@@ -312,8 +322,7 @@ describe("live rows (sql/0009)", () => {
 describe("upgrade", () => {
   it.live("an installation at 0008 with consumers, positions and waiters keeps them at 0009", () =>
     Effect.gen(function*() {
-      const schema = freshSchema()
-      yield* dropSchemaFinally(schema)
+      const schema = yield* schemaWithRoles
       const sql = yield* PgClient.PgClient
       // Migrated as the migrator did before this version.
       const files = yield* SqlFiles.load(schema)
@@ -340,6 +349,9 @@ describe("upgrade", () => {
                (SELECT json_agg(json_build_object('channel', w.channel, 'consumer', w.consumer_id))::text
                   FROM ${sql(schema)}.waiting w) AS waiting`
       const before = yield* state
+      // The consumers' group role, as `pgwatch grant` made it before 0009.
+      const group = Roles.groupRole(schema, "consumer")
+      yield* sql.unsafe(`CREATE ROLE "${group}" NOLOGIN`)
 
       expect((yield* Migrator.migrate({ schema })).map((m) => m.version)).toContain(9)
       expect(yield* state).toEqual(before)
@@ -350,6 +362,9 @@ describe("upgrade", () => {
         { live: "{}", live_after_id: null }
       ])
       expect(yield* sql`SELECT ${sql(schema)}.live_key() ~ '^[0-9a-f]{64}$' AS ok`).toEqual([{ ok: true }])
+      // Its consumers learn the key without being granted again.
+      expect(yield* sql`SELECT has_function_privilege(${group}, ${`"${schema}".live_key()`}, 'EXECUTE') AS granted`)
+        .toEqual([{ granted: true }])
     }).pipe(Effect.scoped, Effect.provide(PgLive)))
 })
 
