@@ -7,7 +7,7 @@
 --
 -- kind r: a row with its payload (jsonb text) as body; kind i: a row without it (the NOTIFY
 -- would pass 7999 bytes, or a waiter asked for ids only); kind x: "read transaction <xid>",
--- sent instead of rows once the transaction has sent LIVE_ROWS (100) of them.
+-- sent instead of rows once the transaction has sent 100 of them.
 --
 -- Any role may NOTIFY any channel, so a reader believes a live row only when its HMAC-SHA256
 -- verifies. The key is this installation's, readable only by the owner (and, as hex, through
@@ -52,76 +52,37 @@ AS $$ SELECT pg_catalog.encode(k.key, 'hex') FROM :PGWATCH_SCHEMA.live_key k $$;
 -- and the consumer reads each with its own privileges. One such waiter decides for the channel.
 ALTER TABLE :PGWATCH_SCHEMA.waiting ADD COLUMN payloads boolean NOT NULL DEFAULT true;
 
--- Signs `<header>:<body>` for `channel` and sends it there as `<header>:<mac>:<body>`.
-CREATE FUNCTION :PGWATCH_SCHEMA.live_notify(channel text, header text, body text) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM pg_catalog.pg_notify(channel, header || ':' || pg_catalog.encode(pg_catalog.sha256(k.opad || pg_catalog.sha256(
-            k.ipad || pg_catalog.convert_to(channel || ':' || header || ':' || body, 'UTF8'))), 'hex') || ':' || body)
-     FROM :PGWATCH_SCHEMA.live_key k;
-END
-$$;
-
 -- Wakes whoever waits on `channel` with "read what this transaction wrote there" (kind x).
 -- PostgreSQL merges identical NOTIFYs of one transaction, so it goes once per channel however
--- many rows follow.
+-- often it is called.
 CREATE OR REPLACE FUNCTION :PGWATCH_SCHEMA.wake(channel text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  header text := 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || ':x:0:' || pg_catalog.pg_current_xact_id()::text || ':0';
 BEGIN
   IF EXISTS (SELECT 1 FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = wake.channel) THEN
-    PERFORM :PGWATCH_SCHEMA.live_notify(
-      channel, 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || ':x:0:' || pg_catalog.pg_current_xact_id()::text || ':0', '');
+    PERFORM pg_catalog.pg_notify(channel, header || ':' || pg_catalog.encode(pg_catalog.sha256(k.opad || pg_catalog.sha256(
+              k.ipad || pg_catalog.convert_to(channel || ':' || header || ':', 'UTF8'))), 'hex') || ':')
+       FROM :PGWATCH_SCHEMA.live_key k;
   END IF;
 END
 $$;
 
--- Sends the live-row NOTIFY of one log row (payload null: ids only) and returns true; once the
--- transaction has sent 100 of them, sends the transaction's "read xid" NOTIFY instead and
--- returns false. The count is the transaction-local setting pgwatch.live_sent (shared by the
--- schemas of a database: the bound is on what one commit sends). Rolling back to a savepoint
--- discards both the NOTIFYs sent since and the count's increments, so they stay in step.
--- A payload whose NOTIFY would pass 7999 bytes goes as ids only; one stored bigger than 64 kB
--- (several times what could fit, whatever its shape) is not even turned into text.
-CREATE FUNCTION :PGWATCH_SCHEMA.live_row(
-  channel text, log_id bigint, log_xid xid8, log_created_at timestamptz, payload jsonb
-)
-RETURNS boolean
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  sent integer := coalesce(nullif(pg_catalog.current_setting('pgwatch.live_sent', true), ''), '0')::integer;
-  tail text;
-  body text;
-BEGIN
-  IF sent >= 100 THEN
-    PERFORM :PGWATCH_SCHEMA.wake(channel);
-    RETURN false;
-  END IF;
-  PERFORM pg_catalog.set_config('pgwatch.live_sent', (sent + 1)::text, true);
-  tail := ':' || log_id::text || ':' || log_xid::text || ':'
-    || (extract(epoch FROM log_created_at) * 1000000)::bigint::text;
-  IF payload IS NOT NULL AND pg_catalog.pg_column_size(payload) <= 65536 THEN
-    body := payload::text;
-    -- 'pgwatch:2:' + schema + ':r' + tail + ':' + 64 hex + ':' + body
-    IF 10 + pg_catalog.octet_length(:PGWATCH_SCHEMA_LITERAL) + 2 + pg_catalog.octet_length(tail) + 66
-         + pg_catalog.octet_length(body) <= 7999 THEN
-      PERFORM :PGWATCH_SCHEMA.live_notify(channel, 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || ':r' || tail, body);
-      RETURN true;
-    END IF;
-  END IF;
-  PERFORM :PGWATCH_SCHEMA.live_notify(channel, 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || ':i' || tail, '');
-  RETURN true;
-END
-$$;
-
--- Store one notification in the caller's transaction; returns its log id. The waiters are
--- looked up after the insert (as before): a consumer that registers after this looks finds the
--- transaction in progress in its next snapshot, and reads the row from the log.
+-- Store one notification in the caller's transaction; returns its log id. While someone waits
+-- on the channel (looked up after the insert, as before: a consumer that registers after this
+-- look finds the transaction in progress in its next snapshot and reads the row from the log),
+-- sends the row's live NOTIFY:
+-- - kind r with the payload; kind i (ids only) when a waiter asked for ids only, or when the
+--   NOTIFY would pass 7999 bytes (a payload stored bigger than 64 kB, several times what could
+--   fit whatever its shape, is not even turned into text);
+-- - once the transaction has sent 100 rows, its "read xid" instead (wake). The count is the
+--   transaction-local setting pgwatch.live_sent, shared by the schemas of a database: the bound
+--   is on what one commit sends. Rolling back to a savepoint discards both the NOTIFYs sent
+--   since and the settings' changes (the count, pgwatch.live_x), so they stay in step.
+-- Written out in one function: every PL/pgSQL call a transaction makes costs ~20 µs of set-up
+-- (scratchpad/liveRowsCost.ts), as much as the rest of the live row.
 CREATE OR REPLACE FUNCTION :PGWATCH_SCHEMA.smart_notify(channel text, payload jsonb) RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -133,23 +94,62 @@ DECLARE
   log_xid xid8;
   log_created_at timestamptz;
   with_payloads boolean;
+  ipad bytea;
+  opad bytea;
+  sent integer;
+  header text;
+  body text := '';
+  woken text;
+  here text;
 BEGIN
   INSERT INTO :PGWATCH_SCHEMA.notification_log (channel, payload)
   VALUES (channel, stored)
   RETURNING id, xid, created_at INTO log_id, log_xid, log_created_at;
   -- null: nobody waits; false: someone wants ids only.
-  SELECT pg_catalog.bool_and(w.payloads) INTO with_payloads
-    FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = smart_notify.channel;
-  IF with_payloads IS NOT NULL THEN
-    PERFORM :PGWATCH_SCHEMA.live_row(channel, log_id, log_xid, log_created_at, CASE WHEN with_payloads THEN stored END);
+  SELECT (SELECT pg_catalog.bool_and(w.payloads) FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = smart_notify.channel),
+         k.ipad, k.opad
+    INTO with_payloads, ipad, opad
+    FROM :PGWATCH_SCHEMA.live_key k;
+  IF with_payloads IS NULL THEN
+    RETURN log_id;
   END IF;
+  sent := coalesce(nullif(pg_catalog.current_setting('pgwatch.live_sent', true), ''), '0')::integer;
+  IF sent >= 100 THEN
+    -- Once per channel: PostgreSQL would merge the copies, but each costs a call to make.
+    -- pgwatch.live_x lists where it went as ' <schema>:<channel> ...' (names have no spaces).
+    woken := coalesce(pg_catalog.current_setting('pgwatch.live_x', true), '');
+    here := ' ' || :PGWATCH_SCHEMA_LITERAL || ':' || channel;
+    IF pg_catalog.strpos(woken || ' ', here || ' ') = 0 THEN
+      PERFORM :PGWATCH_SCHEMA.wake(channel);
+      PERFORM pg_catalog.set_config('pgwatch.live_x', woken || here, true);
+    END IF;
+    RETURN log_id;
+  END IF;
+  PERFORM pg_catalog.set_config('pgwatch.live_sent', (sent + 1)::text, true);
+  header := ':' || log_id::text || ':' || log_xid::text || ':'
+    || (extract(epoch FROM log_created_at) * 1000000)::bigint::text;
+  IF with_payloads AND pg_catalog.pg_column_size(stored) <= 65536 THEN
+    body := stored::text;
+  END IF;
+  -- 'pgwatch:2:' <schema> ':r' <header> ':' <64 hex> ':' <body>
+  IF body <> '' AND 10 + pg_catalog.octet_length(:PGWATCH_SCHEMA_LITERAL) + 2 + pg_catalog.octet_length(header) + 66
+       + pg_catalog.octet_length(body) <= 7999 THEN
+    header := 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || ':r' || header;
+  ELSE
+    header := 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || ':i' || header;
+    body := '';
+  END IF;
+  PERFORM pg_catalog.pg_notify(channel, header || ':' || pg_catalog.encode(pg_catalog.sha256(opad || pg_catalog.sha256(
+            ipad || pg_catalog.convert_to(channel || ':' || header || ':' || body, 'UTF8'))), 'hex') || ':' || body);
   RETURN log_id;
 END
 $$;
 
 -- Store many notifications on one channel in the caller's transaction; returns their ids in
--- the order given. Rows go live one by one until the transaction's budget is spent, then as one
--- "read xid". xid and created_at are the columns' defaults: this transaction's, for every row.
+-- the order given. While someone waits, the rows the transaction may still send live go as
+-- smart_notify sends them (the same NOTIFYs, made in one statement: half the cost of a call per
+-- row), and wake sends the transaction's "read xid" for the rest. xid and created_at are the
+-- columns' defaults: this transaction's, for every row.
 CREATE OR REPLACE FUNCTION :PGWATCH_SCHEMA.smart_notify_many(channel text, payloads jsonb[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
@@ -159,24 +159,50 @@ AS $$
 DECLARE
   ids bigint[];
   with_payloads boolean;
+  ipad bytea;
+  opad bytea;
+  sent integer;
+  live integer;
 BEGIN
   WITH inserted AS (
     INSERT INTO :PGWATCH_SCHEMA.notification_log (channel, payload)
-    SELECT smart_notify_many.channel, coalesce(p, 'null'::jsonb)
+    SELECT smart_notify_many.channel, coalesce(t.p, 'null'::jsonb)
     FROM pg_catalog.unnest(payloads) WITH ORDINALITY AS t(p, n)
-    ORDER BY n
+    ORDER BY t.n
     RETURNING id
   )
-  SELECT pg_catalog.array_agg(inserted.id) INTO ids FROM inserted;
+  -- Ids are drawn in insertion order, so sorting them keeps the order given.
+  SELECT pg_catalog.array_agg(inserted.id ORDER BY inserted.id) INTO ids FROM inserted;
   RETURN QUERY SELECT pg_catalog.unnest(ids);
-  SELECT pg_catalog.bool_and(w.payloads) INTO with_payloads
-    FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = smart_notify_many.channel;
-  IF with_payloads IS NOT NULL THEN
-    FOR i IN 1 .. coalesce(pg_catalog.array_length(ids, 1), 0) LOOP
-      EXIT WHEN NOT :PGWATCH_SCHEMA.live_row(
-        channel, ids[i], pg_catalog.pg_current_xact_id(), pg_catalog.now(),
-        CASE WHEN with_payloads THEN (SELECT l.payload FROM :PGWATCH_SCHEMA.notification_log l WHERE l.id = ids[i]) END);
-    END LOOP;
+  SELECT (SELECT pg_catalog.bool_and(w.payloads) FROM :PGWATCH_SCHEMA.waiting w WHERE w.channel = smart_notify_many.channel),
+         k.ipad, k.opad
+    INTO with_payloads, ipad, opad
+    FROM :PGWATCH_SCHEMA.live_key k;
+  IF with_payloads IS NULL OR ids IS NULL THEN
+    RETURN;
+  END IF;
+  sent := coalesce(nullif(pg_catalog.current_setting('pgwatch.live_sent', true), ''), '0')::integer;
+  live := LEAST(pg_catalog.cardinality(ids), GREATEST(100 - sent, 0));
+  IF live > 0 THEN
+    PERFORM pg_catalog.set_config('pgwatch.live_sent', (sent + live)::text, true);
+    PERFORM pg_catalog.pg_notify(channel, r.header || ':' || pg_catalog.encode(pg_catalog.sha256(opad || pg_catalog.sha256(
+              ipad || pg_catalog.convert_to(channel || ':' || r.header || ':' || r.body, 'UTF8'))), 'hex') || ':' || r.body)
+       FROM (SELECT 'pgwatch:2:' || :PGWATCH_SCHEMA_LITERAL || CASE WHEN f.fits THEN ':r' ELSE ':i' END || f.tail AS header,
+                    CASE WHEN f.fits THEN f.body ELSE '' END AS body
+               FROM (SELECT b.n, b.tail, b.body,
+                            b.body IS NOT NULL AND 10 + pg_catalog.octet_length(:PGWATCH_SCHEMA_LITERAL) + 2
+                              + pg_catalog.octet_length(b.tail) + 66 + pg_catalog.octet_length(b.body) <= 7999 AS fits
+                       FROM (SELECT u.n,
+                                    ':' || u.id::text || ':' || pg_catalog.pg_current_xact_id()::text || ':'
+                                      || (extract(epoch FROM pg_catalog.now()) * 1000000)::bigint::text AS tail,
+                                    CASE WHEN with_payloads AND pg_catalog.pg_column_size(coalesce(u.p, 'null'::jsonb)) <= 65536
+                                         THEN coalesce(u.p, 'null'::jsonb)::text END AS body
+                               FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(payloads)) WITH ORDINALITY AS u(id, p, n)
+                              WHERE u.n <= live) AS b) AS f
+              ORDER BY f.n) AS r;
+  END IF;
+  IF pg_catalog.cardinality(ids) > live THEN
+    PERFORM :PGWATCH_SCHEMA.wake(channel);
   END IF;
 END
 $$;

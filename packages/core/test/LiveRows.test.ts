@@ -163,22 +163,32 @@ describe("live rows (sql/0009)", () => {
           const room = bytes - fixed
           return JSON.stringify("é".repeat(Math.floor(room / 2)) + "a".repeat(room % 2))
         }
+        // Through both producers: smart_notify_many makes its NOTIFYs in one statement.
         const next = BigInt(id) + 1n
-        const fits = sized(next, 7999)
-        const over = sized(next + 1n, 8000)
-        const ids = yield* query(writer, `SELECT id::text FROM ${s}.smart_notify_many($1, ARRAY[$2, $3]::jsonb[]) AS id`, [
+        const fits = [sized(next, 7999), sized(next + 2n, 7999)]
+        const over = [sized(next + 1n, 8000), sized(next + 3n, 8000)]
+        const many = yield* query(writer, `SELECT id::text FROM ${s}.smart_notify_many($1, ARRAY[$2, $3]::jsonb[]) AS id`, [
           channel,
-          fits,
-          over
+          fits[0],
+          over[0]
+        ])
+        const one = yield* query(writer, `SELECT ${s}.smart_notify($1, $2)::text AS a, ${s}.smart_notify($1, $3)::text AS b`, [
+          channel,
+          fits[1],
+          over[1]
         ])
         yield* query(writer, "COMMIT")
         // The sizes were computed for the ids that follow: nothing else writes to this schema now.
-        expect(ids.rows.map((r) => r.id)).toEqual([String(next), String(next + 1n)])
+        expect([...many.rows.map((r) => r.id), one.rows[0].a, one.rows[0].b]).toEqual([0n, 1n, 2n, 3n].map((n) => String(next + n)))
 
-        const [, atLimit, tooBig] = yield* drain(channel)
-        expect(Buffer.byteLength(atLimit!)).toBe(7999)
-        expect(LiveRow.decode(channel, atLimit!, schema, key)).toMatchObject({ _tag: "Row", id: next, body: fits })
-        expect(LiveRow.decode(channel, tooBig!, schema, key)).toMatchObject({ _tag: "Row", id: next + 1n, body: undefined })
+        const [, ...sent] = yield* drain(channel)
+        expect(sent.map((p) => Buffer.byteLength(p))).toEqual([7999, expect.any(Number), 7999, expect.any(Number)])
+        expect(decodeAll(channel, sent, key)).toMatchObject([
+          { _tag: "Row", id: next, body: fits[0] },
+          { _tag: "Row", id: next + 1n, body: undefined },
+          { _tag: "Row", id: next + 2n, body: fits[1] },
+          { _tag: "Row", id: next + 3n, body: undefined }
+        ])
 
         // A payload far past the limit (stored compressed, never turned into text) too.
         const [huge] = (yield* query(writer, `SELECT ${s}.smart_notify($1, to_jsonb(repeat('x', 1000000)))::text AS id`, [
@@ -244,6 +254,30 @@ describe("live rows (sql/0009)", () => {
         )
         expect(decodeAll(a, yield* drain(a), key).map((d) => d._tag)).toEqual(Array(60).fill("Row"))
         expect(decodeAll(c, yield* drain(c), key).map((d) => d._tag)).toEqual([...Array(40).fill("Row"), "ReadXid"])
+      }))
+
+    it.scoped("past the budget, each schema's \"read xid\" goes on each channel", () =>
+      Effect.gen(function*() {
+        const second = freshSchema()
+        yield* dropSchemaFinally(second)
+        yield* Migrator.migrate({ schema: second })
+        const first = yield* listener()
+        const other = yield* listener(second)
+        const writer = yield* rawClient
+        const channel = freshChannel()
+        yield* first.listen(channel)
+        yield* other.listen(channel)
+        yield* query(writer, "BEGIN")
+        yield* query(writer, `SELECT count(${s}.smart_notify($1, to_jsonb(g))) FROM generate_series(1, 101) g`, [channel])
+        yield* query(writer, `SELECT "${second}".smart_notify($1, '2'), ${s}.smart_notify($1, '3')`, [channel])
+        const { xid } = (yield* query(writer, "SELECT pg_current_xact_id()::text AS xid")).rows[0] as { xid: string }
+        yield* query(writer, "COMMIT")
+        const [seen] = yield* Effect.all([first.drain(channel), other.drain(channel)])
+        expect(decodeAll(channel, seen, first.key).map((d) => d._tag)).toEqual([...Array(100).fill("Row"), "ReadXid", "OtherSchema"])
+        expect(seen.map((p) => LiveRow.decode(channel, p, second, other.key)).slice(100)).toEqual([
+          { _tag: "OtherSchema" },
+          { _tag: "ReadXid", xid }
+        ])
       }))
 
     it.scoped("an aborted transaction sends nothing; a rolled-back savepoint gives its NOTIFYs and its budget back", () =>
