@@ -124,6 +124,25 @@ describe("listener events", () => {
       expect(yield* next(a, "ReadXid")).toEqual({ _tag: "ReadXid", channel, xid: "778" })
     }))
 
+  it.scopedLive("a signed row whose payload does not parse is a wake-up, said once", () =>
+    withLogs((lines) =>
+      Effect.gen(function*() {
+        const { key, listener, schema, sender } = yield* setup()
+        const channel = freshChannel()
+        const events = yield* listener.subscribe([channel])
+        yield* next(events, "Listening")
+        yield* notifyAll(sender, channel, [livePayload(key, channel, schema, { id: 1, body: "{not json" })])
+        expect(yield* events.take).toEqual({ _tag: "Wake", channel, redelivery: false })
+        yield* notifyAll(sender, channel, [
+          livePayload(key, channel, schema, { id: 2, body: "[" }),
+          livePayload(key, channel, schema, { id: 3, body: "3" })
+        ])
+        expect(yield* events.take).toEqual({ _tag: "Wake", channel, redelivery: false })
+        expect(yield* events.take).toMatchObject({ _tag: "Row", id: 3n })
+        expect(lines).toEqual([expect.stringMatching(/^WARN pgwatch: the live row 1 on channel "ch_\w+" carried a payload that does not parse/)])
+      })
+    ))
+
   it.scopedLive("without the live-row key, this schema's rows are wake-ups and other schemas' are ignored, said once", () =>
     withLogs((lines) =>
       Effect.gen(function*() {

@@ -49,6 +49,12 @@ describe("live rows from the producers", () => {
         expect(Object.isFrozen(Option.getOrThrow(row.payload))).toBe(true)
         const big = yield* PgWatch.notify(channel, "x".repeat(10_000))
         expect(yield* next(events, "Row")).toMatchObject({ id: big, payload: Option.none() })
+        // Past the transaction's budget of row NOTIFYs: "read xid".
+        const many = yield* PgWatch.notifyMany(channel, Array.from({ length: 150 }, (_, i) => i))
+        const rows = yield* Effect.forEach(many.slice(0, 100), () => next(events, "Row"))
+        expect(rows.map((row) => row.id)).toEqual(many.slice(0, 100))
+        const readXid = yield* next(events, "ReadXid")
+        expect(readXid).toEqual({ _tag: "ReadXid", channel, xid: rows[0]!.xid })
       }).pipe(Effect.provide(owner))
     }).pipe(Effect.scoped, Effect.provide(PgLive)))
 
