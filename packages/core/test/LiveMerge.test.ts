@@ -94,8 +94,8 @@ describe("live rows merged with pages", () => {
         const channel = freshChannel()
         const sql = yield* PgClient.PgClient
         const schema = yield* schemaOf
-        // 50 commits/s: what 8 writers exceed and one sequential writer does not, even here.
-        const deliveries = yield* subscribe("ramped", [channel], { keepUpRate: 50 })
+        // 20 commits/s: what 8 writers exceed many times over, even on a loaded machine.
+        const deliveries = yield* subscribe("ramped", [channel], { keepUpRate: 20 })
         yield* goLive(channel, deliveries)
         // Polling shows as the registration going away while the writers run.
         const unregistered = yield* Deferred.make<void>()
