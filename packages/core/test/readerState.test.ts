@@ -116,6 +116,30 @@ describe("reader state: playback", () => {
   })
 })
 
+describe("reader state: the listen connection", () => {
+  it("after Lost, a caught-up reader polls at the fallback interval and live rows stop", () => {
+    let s = live()
+    s = event(s, { _tag: "Lost", reason: "gone" }, 10).state
+    s = readPage(s, 10)
+    const after = page(s, [], "100:100:", true, 10)
+    expect(after.commands).toEqual([])
+    expect(ReaderState.plan(after.state, 10).action).toEqual({ _tag: "Wait", until: 260, events: true })
+    expect(event(after.state, liveRow(50, "120"), 20).deliveries).toEqual([])
+  })
+
+  it("a new listen connection registers again under its pid, and is live only after a batch read since", () => {
+    let s = live()
+    s = event(s, { _tag: "Listening", pid: 9 }).state
+    expect(ReaderState.isLive(s)).toBe(false)
+    s = readPage(s)
+    const registering = page(s, [], "100:100:", true)
+    expect(registering.commands).toEqual([{ _tag: "Register", pid: 9 }])
+    s = readPage(registering.state)
+    s = page(s, [], "100:100:", true).state
+    expect(ReaderState.isLive(s)).toBe(true)
+  })
+})
+
 describe("reader state: registration and suspects", () => {
   it("registers once caught up, then re-reads on a doubling delay until the suspects finish", () => {
     let s = ReaderState.make(settings, Cursor.between("1:1:"))
@@ -304,7 +328,9 @@ describe("reader state: live rows", () => {
     // A busy pause, not cut short by events.
     const waiting = ReaderState.plan(s, 100)
     expect(waiting.action).toMatchObject({ _tag: "Wait", events: false })
-    expect(event(s, liveRow(9000, "9000"), 100).deliveries).toEqual([])
+    const during = event(s, liveRow(9000, "9000"), 100)
+    expect(during.deliveries).toEqual([])
+    expect(ReaderState.plan(during.state, 100).action).toEqual(waiting.action)
   })
 
   it("a slow live rate stays live", () => {
