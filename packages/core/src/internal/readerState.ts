@@ -392,8 +392,10 @@ const onPage = (s: Draft, page: Page, now: number, commands: Array<Command>, out
   if (complete && s.batchListening) s.replaying = false
   if (complete) s.caughtUp = s.batchEpoch === s.epoch
   const lastRow = rows.at(-1)
-  s.cursor = complete || lastRow === undefined
+  s.cursor = complete
     ? end
+    : lastRow === undefined
+    ? { ...before, batch }
     : { ...before, batch, afterXid: lastRow.xid, afterId: String(lastRow.id) }
   afterPage(s, out.length, complete, Snapshot.inProgress(batch), now, commands)
 }
