@@ -94,9 +94,10 @@ describe("live rows merged with pages", () => {
         const channel = freshChannel()
         const sql = yield* PgClient.PgClient
         const schema = yield* schemaOf
-        // 20 commits/s: what 8 writers exceed many times over, even on a loaded machine.
+        // 20 commits/s: what 8 writers exceed many times over, even on a loaded machine, and a
+        // producer writing every 200 ms stays under.
         const deliveries = yield* subscribe("ramped", [channel], { keepUpRate: 20 })
-        yield* goLive(channel, deliveries)
+        yield* goLive(channel, deliveries, "200 millis")
         // Polling shows as the registration going away while the writers run.
         const unregistered = yield* Deferred.make<void>()
         const writing = yield* Deferred.make<void>()
@@ -120,8 +121,8 @@ describe("live rows merged with pages", () => {
         yield* Deferred.succeed(writing, undefined)
         const got = yield* take(deliveries, written.length)
         expect(new Set(got.map((d) => d.id))).toEqual(new Set(written))
-        // Ramped down: one row at a time goes live again.
-        yield* goLive(channel, deliveries)
+        // Ramped down: rows every 200 ms go live again.
+        yield* goLive(channel, deliveries, "200 millis")
         yield* sentinel(channel, deliveries)
       }), { timeout: 120_000 })
 

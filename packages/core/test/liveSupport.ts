@@ -3,7 +3,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { expect } from "@effect/vitest"
-import { Deferred, Effect, Option, Queue, Schedule, Stream } from "effect"
+import { Deferred, Duration, Effect, Option, Queue, Schedule, Stream } from "effect"
 import * as Cursor from "../src/internal/cursor.js"
 import * as Reader from "../src/internal/reader.js"
 import * as PgWatch from "../src/PgWatch.js"
@@ -52,14 +52,18 @@ export const take = (deliveries: Queue.Dequeue<Subscription.Delivery>, n: number
     return taken
   }).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error(`expected ${n} deliveries`) }))
 
-/** Writes rows one at a time until one arrives live (the reader is then caught up); how many. */
-export const goLive = (channel: string, deliveries: Queue.Dequeue<Subscription.Delivery>) =>
+/**
+ * Writes rows one at a time until one arrives live (the reader is then caught up); how many.
+ * `pace` spaces the writes: a producer slower than a lowered keep-up rate.
+ */
+export const goLive = (channel: string, deliveries: Queue.Dequeue<Subscription.Delivery>, pace?: Duration.DurationInput) =>
   Effect.gen(function*() {
     for (let written = 1;; written++) {
       const id = yield* PgWatch.notify(channel, { warmUp: true })
       const [delivery] = yield* take(deliveries, 1)
       expect(delivery!.id).toBe(id)
       if (viaLive(delivery!)) return written
+      if (pace !== undefined) yield* Effect.sleep(pace)
     }
   }).pipe(Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("the reader never went live") }))
 
