@@ -39,6 +39,8 @@ export interface ReaderOptions {
   /** The pause between partial pages while rows keep coming. */
   readonly busyReadInterval: Duration.Duration
   readonly listener: Listener
+  /** The process's shared page reads. */
+  readonly pages?: Pages.SharedPages | undefined
   /** Completed once the channels are subscribed (LISTENed, if the connection is up). */
   readonly subscribed?: Deferred.Deferred<void> | undefined
 }
@@ -184,7 +186,8 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         channels: options.channels,
         cursor,
         pageSize: options.pageSize,
-        pageBytes: options.pageBytes
+        pageBytes: options.pageBytes,
+        shared: options.pages
       })
       const deliveries = found.map((row, i): Delivery => {
         const last = complete && i === found.length - 1
