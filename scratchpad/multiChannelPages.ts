@@ -1,8 +1,8 @@
 /**
  * Multi-channel page reads, old against new, same run: a backlog of 100,000 rows spread over K
  * channels (1,000 transactions of 100 rows) drained page by page by one reader, with
- * read_batch_page (0005: one LIMIT per channel) and read_merged_page (0011: one merge), and
- * the buffers the first page touches.
+ * read_batch_page (0005: one LIMIT per channel) and the reader pages.ts picks (0011's
+ * read_page_<arity> merge for 2 to 512 channels), and the time of the first page.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npx tsx --conditions=source scratchpad/multiChannelPages.ts [rows=100000]
  */
@@ -10,6 +10,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Migrator } from "@pgwatch/core"
 import { Effect, Redacted } from "effect"
 import * as Pg from "pg"
+import { readerFor } from "../packages/core/src/internal/pages.js"
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const total = Number(process.argv[2] ?? 100_000)
@@ -78,7 +79,7 @@ const main = async () => {
         )
       }
       await client.query(`VACUUM ANALYZE "${schema}".notification_log`)
-      for (const fn of ["read_batch_page", "read_merged_page"]) {
+      for (const fn of ["read_batch_page", readerFor(k)]) {
         // Warm-up (prepares and caches the plans), then two measured drains.
         await drain(client, fn, channels)
         const first = performance.now()
