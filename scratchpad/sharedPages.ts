@@ -72,7 +72,7 @@ const run = async (core: Core, n: number) => {
 
 const main = async () => {
   console.log(`${seconds} s per run, ${perCommit} row(s) per commit; core: ${cores.join(" | ")}`)
-  console.log("N    core                               produced/s  slowest/s  slowest %  lag end  CPU (cores)")
+  console.log("N    core                               produced/s  slowest/s  slowest %  lag end  CPU (cores)  CPU ms/1k rows")
   for (const n of counts) {
     for (const path of cores) {
       const core: Core = await import(pathToFileURL(Path.resolve(path)).href)
@@ -80,7 +80,7 @@ const main = async () => {
       console.log(
         `${String(n).padEnd(4)} ${path.padEnd(34)} ${r.produced.toFixed(0).padStart(10)}  ${r.slowest.toFixed(0).padStart(9)}  ${
           (100 * r.slowest / r.produced).toFixed(1).padStart(8)
-        }%  ${String(r.lag).padStart(7)}  ${r.cpu.toFixed(2).padStart(10)}`
+        }%  ${String(r.lag).padStart(7)}  ${r.cpu.toFixed(2).padStart(11)}  ${(1e6 * r.cpu / r.produced).toFixed(0).padStart(14)}`
       )
     }
   }
