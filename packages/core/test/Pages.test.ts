@@ -196,15 +196,33 @@ describe("shared page reads", () => {
         expect(Object.isFrozen(one!.rows)).toBe(true)
         const payload = one!.rows[0]!.payload as { a: [number, { b: number }] }
         expect(Object.isFrozen(payload) && Object.isFrozen(payload.a) && Object.isFrozen(payload.a[1])).toBe(true)
-        // A later identical request, within the lifetime, is the same read.
-        expect(yield* Pages.read({ ...request, shared })).toBe(one)
+        // A later identical request, within the lifetime, is the same read if it may take a
+        // batch begun before it; else it reads a batch of its own.
+        expect(yield* Pages.read({ ...request, shared, acceptEarlierBatch: true })).toBe(one)
+        expect(yield* Pages.read({ ...request, shared })).not.toBe(one)
+      }))
+
+    it.scoped("between batches, a reader that needs a fresh batch never gets one begun before its call", () =>
+      Effect.gen(function*() {
+        const shared = yield* Pages.makeShared()
+        const channels = [freshChannel(), freshChannel()]
+        const request = { schema, channels, cursor: beginning, pageSize: 10, pageBytes: UNBOUNDED, shared }
+        yield* write([[channels[0]!, 1]])
+        const first = yield* Pages.read(request)
+        yield* write([[channels[1]!, 2]])
+        // As woken by the second write: its row is in the batch.
+        const woken = yield* Pages.read(request)
+        expect(woken.rows.map((row) => row.payload)).toEqual([1, 2])
+        // Polling, the last batch read is good enough.
+        expect(yield* Pages.read({ ...request, acceptEarlierBatch: true })).toBe(woken)
+        expect(first.rows.map((row) => row.payload)).toEqual([1])
       }))
 
     it.scoped("consumers at different positions, moving on and reading again, each get every row once", () =>
       Effect.gen(function*() {
         const shared = yield* Pages.makeShared()
         const channels = [freshChannel(), freshChannel()]
-        const request = { schema, channels, pageSize: 3, pageBytes: UNBOUNDED, shared }
+        const request = { schema, channels, pageSize: 3, pageBytes: UNBOUNDED, shared, acceptEarlierBatch: true }
         yield* write(Array.from({ length: 8 }, (_, i) => [channels[i % 2]!, i] as const))
         // Two consumers read in turn, one page each, with writes between their reads; the
         // second starts a page behind the first.
@@ -240,7 +258,7 @@ describe("shared page reads", () => {
       Effect.gen(function*() {
         const shared = yield* Pages.makeShared()
         const channels = [freshChannel(), freshChannel()]
-        const request = { schema, channels, cursor: beginning, pageSize: 10, pageBytes: UNBOUNDED, shared }
+        const request = { schema, channels, cursor: beginning, pageSize: 10, pageBytes: UNBOUNDED, shared, acceptEarlierBatch: true }
         yield* write([[channels[0]!, 1]])
         const first = yield* Pages.read(request)
         yield* write([[channels[1]!, 2]])

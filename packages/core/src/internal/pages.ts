@@ -33,6 +33,13 @@ export interface PageRequest {
   readonly pageBytes: number
   /** The process's shared reads (`PgWatch`): absent, the page is read for this request alone. */
   readonly shared?: SharedPages | undefined
+  /**
+   * Between batches, whether the new batch may be one whose snapshot another consumer's read
+   * took before this call (up to the shared lifetime earlier): right for a reader that polls,
+   * not for one that counts on its new batch covering the wake-ups (or the LISTEN) it has just
+   * handled. Otherwise it shares only a read not yet sent. Default false.
+   */
+  readonly acceptEarlierBatch?: boolean | undefined
 }
 
 interface LogRow {
@@ -124,6 +131,8 @@ export interface SharedPages {
 interface Entry {
   readonly read: Deferred.Deferred<ReadPage, SqlError>
   readonly startedAt: number
+  /** Whether the query has gone: a snapshot it takes may be older than a later request. */
+  sent: boolean
   bytes: number
 }
 
@@ -177,8 +186,10 @@ const evict = (shared: SharedPages, now: number) => {
  * sees all an earlier one sees), so the batch holds exactly what became visible since `done`
  * up to it, and what commits after it comes in the next batch; nothing is skipped or repeated.
  * An identical request started earlier took its snapshot after `done` (the cursor already held
- * it). The cost is freshness: such a batch may end up to lifetimeMillis earlier than a read of
- * its own would, like a read started that much sooner.
+ * it). What such a batch lacks is freshness: it may end before wake-ups the caller has handled,
+ * so it is taken only with `acceptEarlierBatch`. Otherwise a new batch is shared only by
+ * requests made before its query goes: the first yields once before sending, so that
+ * consumers woken by the same NOTIFY join it, and its snapshot is newer than all their calls.
  */
 const readShared = (shared: SharedPages, request: PageRequest) =>
   Effect.gen(function*() {
@@ -186,9 +197,13 @@ const readShared = (shared: SharedPages, request: PageRequest) =>
     evict(shared, now)
     const key = keyOf(request)
     const found = shared.entries.get(key)
-    if (found !== undefined) return yield* Deferred.await(found.read)
-    const entry: Entry = { read: yield* Deferred.make<ReadPage, SqlError>(), startedAt: now, bytes: 0 }
+    const fresh = request.cursor.batch === null && request.acceptEarlierBatch !== true
+    if (found !== undefined && !(fresh && found.sent)) return yield* Deferred.await(found.read)
+    if (found !== undefined) forget(shared, key, found)
+    const entry: Entry = { read: yield* Deferred.make<ReadPage, SqlError>(), startedAt: now, sent: false, bytes: 0 }
     shared.entries.set(key, entry)
+    if (fresh) yield* Effect.yieldNow()
+    entry.sent = true
     yield* query(request, true).pipe(
       Effect.tap((read) =>
         Effect.sync(() => {

@@ -187,7 +187,9 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         cursor,
         pageSize: options.pageSize,
         pageBytes: options.pageBytes,
-        shared: options.pages
+        shared: options.pages,
+        // Polling: no wake-up or LISTEN the new batch must cover.
+        acceptEarlierBatch: pausedBusy
       })
       const deliveries = found.map((row, i): Delivery => {
         const last = complete && i === found.length - 1
