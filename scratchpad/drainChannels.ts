@@ -1,7 +1,8 @@
 /**
  * One consumer (Consumer.layer under PgWatch.layer) draining a backlog spread over K channels
  * (1,000 transactions, each writing over the channels in turn), against each core path given,
- * side by side in one run: notifications/s from start to the last one handled.
+ * side by side in one run: notifications/s from start to the last one handled, and the
+ * process's CPU per 1,000 (steadier than rates on a loaded machine).
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npx tsx scratchpad/drainChannels.ts \
  *     [rows=100000] [channels=1,10,100] /work/main/packages/core/src/index.ts packages/core/src/index.ts
@@ -48,11 +49,13 @@ const run = async (core: Core, k: number) => {
         handle: () => Effect.sync(() => ++handled === total && Deferred.unsafeDone(done, Effect.void))
       })
       const started = performance.now()
+      const cpu = process.cpuUsage()
       yield* Effect.scoped(Effect.gen(function*() {
         yield* Layer.build(core.Consumer.layer(consumer)).pipe(Effect.provide(watch))
         yield* Deferred.await(done)
       }))
-      return total / ((performance.now() - started) / 1000)
+      const used = process.cpuUsage(cpu)
+      return { rate: total / ((performance.now() - started) / 1000), cpuPerK: (used.user + used.system) / 1000 / (total / 1000) }
     })))
   } finally {
     await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
@@ -62,11 +65,12 @@ const run = async (core: Core, k: number) => {
 
 const main = async () => {
   console.log(`${total} rows; core: ${cores.join(" | ")}`)
-  console.log("K     core                                     drain/s")
+  console.log("K     core                                     drain/s  CPU ms/1k rows")
   for (const k of ks) {
     for (const path of cores) {
       const core: Core = await import(pathToFileURL(Path.resolve(path)).href)
-      console.log(`${String(k).padEnd(5)} ${path.padEnd(40)} ${(await run(core, k)).toFixed(0).padStart(8)}`)
+      const r = await run(core, k)
+      console.log(`${String(k).padEnd(5)} ${path.padEnd(40)} ${r.rate.toFixed(0).padStart(8)}  ${r.cpuPerK.toFixed(1).padStart(14)}`)
     }
   }
 }
