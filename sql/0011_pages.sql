@@ -118,3 +118,26 @@ END
 $generate$;
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA :PGWATCH_SCHEMA FROM PUBLIC;
+
+-- Upgrading in place: whoever may read pages with read_batch_page (the consumer group role that
+-- `pgwatch grant` set up) may read them with the merges too, so consumers on several channels
+-- keep working before `pgwatch grant` is run again.
+DO $grant$
+DECLARE
+  reader regprocedure := pg_catalog.to_regprocedure(pg_catalog.quote_ident(:PGWATCH_SCHEMA_LITERAL)
+    || '.read_batch_page(text[], pg_snapshot, pg_snapshot, xid8, bigint, integer, bigint)');
+  grantee regrole;
+  arity integer;
+BEGIN
+  FOR grantee IN
+    SELECT DISTINCT a.grantee::regrole
+      FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
+     WHERE p.oid = reader AND a.privilege_type = 'EXECUTE' AND a.grantee NOT IN (0, p.proowner)
+  LOOP
+    FOR arity IN SELECT (2 ^ k)::integer FROM pg_catalog.generate_series(1, 9) AS k LOOP
+      EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s.%I TO %s',
+        pg_catalog.quote_ident(:PGWATCH_SCHEMA_LITERAL), 'read_page_' || arity, grantee);
+    END LOOP;
+  END LOOP;
+END
+$grant$;

@@ -4,9 +4,11 @@ import { Deferred, Duration, Effect, Fiber, Layer, Schema, TestClock } from "eff
 import type { Cursor } from "../src/internal/cursor.js"
 import * as Pages from "../src/internal/pages.js"
 import * as Snapshot from "../src/internal/snapshot.js"
+import * as SqlFiles from "../src/internal/sqlFiles.js"
 import * as Json from "../src/Json.js"
 import * as Migrator from "../src/Migrator.js"
 import * as PgWatch from "../src/PgWatch.js"
+import { dropRoles } from "./roleUtils.js"
 import { dropSchemaFinally, freshChannel, freshSchema, PgLive, query, rawClient, recordingConsumer, start, takeN, watchLayer } from "./utils.js"
 
 const schema = freshSchema()
@@ -175,6 +177,32 @@ describe("multi-channel pages", () => {
         // one index range per channel read 100 x 51.
         expect(fetched).toBeLessThanOrEqual(51 + 99)
       }))
+  })
+})
+
+describe("upgrading in place", () => {
+  layer(SchemaLive, { excludeTestServices: true })((it) => {
+    it.effect("0011 lets whoever reads with read_batch_page read several channels, before grant runs again", () =>
+      Effect.gen(function*() {
+        const sql = yield* PgClient.PgClient
+        const role = `pages_reader_${schema}`
+        yield* Effect.addFinalizer(() => dropRoles([role]).pipe(Effect.orDie))
+        // An installation before 0011, its consumer role granted: then 0011 runs.
+        for (const arity of Pages.mergedArities) yield* sql.unsafe(`DROP FUNCTION "${schema}".read_page_${arity}`)
+        yield* sql.unsafe(`CREATE ROLE ${role}`)
+        yield* sql.unsafe(`GRANT USAGE ON SCHEMA "${schema}" TO ${role}`)
+        yield* sql.unsafe(`GRANT SELECT ON "${schema}".notification_log TO ${role}`)
+        yield* sql.unsafe(`GRANT EXECUTE ON FUNCTION "${schema}".read_batch_page TO ${role}`)
+        const files = yield* SqlFiles.load(schema)
+        yield* sql.unsafe(files.find((file) => file.version === 11)!.text)
+        const channels = [freshChannel(), freshChannel(), freshChannel()]
+        yield* write(channels.map((c) => [c, c] as const))
+        const page = yield* sql.withTransaction(Effect.zipRight(
+          sql.unsafe(`SET LOCAL ROLE ${role}`),
+          Pages.read({ schema, channels, cursor: beginning, pageSize: 10, pageBytes: UNBOUNDED })
+        ))
+        expect(page.rows.map((row) => row.payload)).toEqual(channels)
+      }).pipe(Effect.scoped))
   })
 })
 
