@@ -177,6 +177,16 @@ const evict = (shared: SharedPages, now: number) => {
 }
 
 /**
+ * One turn of the event loop (`setImmediate`): consumers woken by the same NOTIFY go through a
+ * few asynchronous steps before they ask for their page; one `Effect.yieldNow` was too short for
+ * most of them to join (measured), a timer would cost a millisecond.
+ */
+const nextTurn = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+/**
  * A page for a request, read once for every consumer that asks for it within the lifetime.
  *
  * Sharing is exact. With a batch, the page is a function of the key alone: the rows visible in
@@ -188,8 +198,9 @@ const evict = (shared: SharedPages, now: number) => {
  * An identical request started earlier took its snapshot after `done` (the cursor already held
  * it). What such a batch lacks is freshness: it may end before wake-ups the caller has handled,
  * so it is taken only with `acceptEarlierBatch`. Otherwise a new batch is shared only by
- * requests made before its query goes: the first yields once before sending, so that
- * consumers woken by the same NOTIFY join it, and its snapshot is newer than all their calls.
+ * requests made before its query goes: the first waits a turn of the event loop before
+ * sending, so that consumers woken by the same NOTIFY join it, and its snapshot is newer than
+ * all their calls.
  */
 const readShared = (shared: SharedPages, request: PageRequest) =>
   Effect.gen(function*() {
@@ -202,9 +213,12 @@ const readShared = (shared: SharedPages, request: PageRequest) =>
     if (found !== undefined) forget(shared, key, found)
     const entry: Entry = { read: yield* Deferred.make<ReadPage, SqlError>(), startedAt: now, sent: false, bytes: 0 }
     shared.entries.set(key, entry)
-    if (fresh) yield* Effect.yieldNow()
-    entry.sent = true
-    yield* query(request, true).pipe(
+    // Forked at once, the wait included: a caller that stops leaves the read to those joining it.
+    yield* (fresh ? nextTurn : Effect.void).pipe(
+      Effect.zipRight(Effect.sync(() => {
+        entry.sent = true
+      })),
+      Effect.zipRight(query(request, true)),
       Effect.tap((read) =>
         Effect.sync(() => {
           if (shared.entries.get(key) !== entry) return
