@@ -17,6 +17,7 @@ import * as Schema from "effect/Schema"
 import * as Pg from "pg"
 import * as Channel from "./Channel.js"
 import * as Listener from "./internal/listener.js"
+import * as Pages from "./internal/pages.js"
 import * as SqlFiles from "./internal/sqlFiles.js"
 import { withSpanIfTraced } from "./internal/tracing.js"
 import * as Json from "./Json.js"
@@ -157,6 +158,8 @@ export interface PgWatch {
   readonly sql: PgClient.PgClient
   /** @internal */
   readonly listener: Listener.Listener
+  /** Page reads shared by the consumers of this process. @internal */
+  readonly pages: Pages.SharedPages
 }
 
 /**
@@ -266,7 +269,8 @@ export const make = (options: Options = {}) =>
       maxReconnectDelay: settings.maxReconnectDelay,
       fallbackPollInterval: settings.fallbackPollInterval
     })
-    return { settings, sql, listener } satisfies PgWatch
+    const pages = yield* Pages.makeShared()
+    return { settings, sql, listener, pages } satisfies PgWatch
   })
 
 const ensureMigrated = (sql: PgClient.PgClient, schema: string) =>

@@ -9,6 +9,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Pg from "pg"
+import * as Pages from "./internal/pages.js"
 import { sqlState } from "./internal/sqlState.js"
 import { PgWatch } from "./PgWatch.js"
 import { PgWatchError } from "./PgWatchError.js"
@@ -65,6 +66,7 @@ export const privileges: Readonly<Record<Kind, ReadonlyArray<Privilege>>> = {
   consumer: [
     ...common,
     execute("read_batch_page"),
+    ...Pages.mergedArities.map((arity) => execute(`read_page_${arity}`)),
     // What consumers read with before read_batch_page (0005): kept for processes of older
     // versions that still run against an upgraded schema.
     execute("next_page"),

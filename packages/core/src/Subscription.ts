@@ -81,6 +81,7 @@ export const stream = (options: Options): Stream.Stream<Delivery, SqlError | PgW
       fallbackPollInterval: watch.settings.fallbackPollInterval,
       busyReadInterval: watch.settings.busyReadInterval,
       listener: watch.listener,
+      pages: watch.pages,
       subscribed: options.subscribed
     })
   }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (watch) => watch.sql)))).pipe(

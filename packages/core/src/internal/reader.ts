@@ -36,6 +36,8 @@ export interface ReaderOptions {
   readonly listener: Listener
   /** Commits/s above which the reader polls; `ReaderState.KEEP_UP_RATE` unless a test lowers it. */
   readonly keepUpRate?: number | undefined
+  /** The process's shared page reads. */
+  readonly pages?: Pages.SharedPages | undefined
   /** Completed once the channels are subscribed (LISTENed, if the connection is up). */
   readonly subscribed?: Deferred.Deferred<void> | undefined
 }
@@ -146,7 +148,11 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
         channels: options.channels,
         cursor,
         pageSize: options.pageSize,
-        pageBytes: options.pageBytes
+        pageBytes: options.pageBytes,
+        shared: options.pages,
+        // After a busy pause, unregistered: no wake-up, registration or LISTEN that the new
+        // batch must cover, so another consumer's slightly older snapshot serves as well.
+        acceptEarlierBatch: state.pausedBusy && !state.registered
       })
 
     /** Rows of one live transaction on the channels, by the (channel, xid, id) index. */
