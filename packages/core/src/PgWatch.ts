@@ -17,6 +17,7 @@ import * as Schema from "effect/Schema"
 import * as Pg from "pg"
 import * as Channel from "./Channel.js"
 import * as Listener from "./internal/listener.js"
+import * as Poller from "./internal/poller.js"
 import * as SqlFiles from "./internal/sqlFiles.js"
 import { withSpanIfTraced } from "./internal/tracing.js"
 import * as Json from "./Json.js"
@@ -149,6 +150,8 @@ export interface PgWatch {
   readonly sql: PgClient.PgClient
   /** @internal */
   readonly listener: Listener.Listener
+  /** @internal */
+  readonly poller: Poller.Poller
 }
 
 /**
@@ -252,7 +255,8 @@ export const make = (options: Options = {}) =>
       maxReconnectDelay: settings.maxReconnectDelay,
       fallbackPollInterval: settings.fallbackPollInterval
     })
-    return { settings, sql, listener } satisfies PgWatch
+    const poller = yield* Poller.make({ sql, schema: settings.schema, pollInterval: settings.pollInterval })
+    return { settings, sql, listener, poller } satisfies PgWatch
   })
 
 const ensureMigrated = (sql: PgClient.PgClient, schema: string) =>
