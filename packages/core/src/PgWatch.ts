@@ -320,8 +320,31 @@ export const layerConfig = (
   Layer.scoped(PgWatch, Effect.flatMap(settings, (options) => make({ ...options, ...extra })))
 
 /**
+ * Connections the query pool of a process opens at most (the listen connection is one more).
+ * Consumers hold one only while a query runs, and idle ones share one poll per process, so a
+ * few serve hundreds of consumers: 500 run on 5. Raise it when handlers run their own queries
+ * on the same pool. Size `max_connections` as processes × (pool size + 1) plus headroom.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const defaultPoolSize = 5
+
+/**
+ * The pool size from `PGWATCH_POOL_SIZE`, else `defaultPoolSize`; a positive whole number.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const poolSizeConfig: Config.Config<number> = Config.integer("PGWATCH_POOL_SIZE").pipe(
+  Config.validate({ message: "PGWATCH_POOL_SIZE must be a positive whole number", validation: (n) => n >= 1 }),
+  Config.withDefault(defaultPoolSize)
+)
+
+/**
  * Database settings from the environment: `PGWATCH_DATABASE_URL` or `DATABASE_URL`, else the
- * usual `PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`.
+ * usual `PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`; the pool size from
+ * `PGWATCH_POOL_SIZE` (see `defaultPoolSize`).
  *
  * @since 0.1.0
  * @category config
@@ -332,7 +355,8 @@ export const databaseConfig: Config.Config<PgClient.PgClientConfig> = Config.all
   port: Config.option(Config.port("PGPORT")),
   database: Config.option(Config.string("PGDATABASE")),
   username: Config.option(Config.string("PGUSER")),
-  password: Config.option(Config.redacted("PGPASSWORD"))
+  password: Config.option(Config.redacted("PGPASSWORD")),
+  maxConnections: poolSizeConfig
 }).pipe(Config.map((c) => ({
   url: Option.getOrUndefined(c.url),
   host: Option.getOrUndefined(c.host),
@@ -340,6 +364,7 @@ export const databaseConfig: Config.Config<PgClient.PgClientConfig> = Config.all
   database: Option.getOrUndefined(c.database),
   username: Option.getOrUndefined(c.username),
   password: Option.getOrUndefined(c.password),
+  maxConnections: c.maxConnections,
   applicationName: "pgwatch"
 })))
 
