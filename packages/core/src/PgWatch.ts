@@ -17,6 +17,7 @@ import * as Schema from "effect/Schema"
 import * as Pg from "pg"
 import * as Channel from "./Channel.js"
 import * as Listener from "./internal/listener.js"
+import * as Marks from "./internal/marks.js"
 import * as Poller from "./internal/poller.js"
 import * as SqlFiles from "./internal/sqlFiles.js"
 import { withSpanIfTraced } from "./internal/tracing.js"
@@ -152,6 +153,8 @@ export interface PgWatch {
   readonly listener: Listener.Listener
   /** @internal */
   readonly poller: Poller.Poller
+  /** @internal */
+  readonly marks: Marks.Marks
 }
 
 /**
@@ -256,7 +259,8 @@ export const make = (options: Options = {}) =>
       fallbackPollInterval: settings.fallbackPollInterval
     })
     const poller = yield* Poller.make({ sql, schema: settings.schema, pollInterval: settings.pollInterval })
-    return { settings, sql, listener, poller } satisfies PgWatch
+    const marks = yield* Marks.make(sql, settings.schema)
+    return { settings, sql, listener, poller, marks } satisfies PgWatch
   })
 
 const ensureMigrated = (sql: PgClient.PgClient, schema: string) =>
