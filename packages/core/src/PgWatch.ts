@@ -259,7 +259,7 @@ export const make = (options: Options = {}) =>
       fallbackPollInterval: settings.fallbackPollInterval
     })
     const poller = yield* Poller.make({ sql, schema: settings.schema, pollInterval: settings.pollInterval })
-    const marks = yield* Marks.make(sql, settings.schema)
+    const marks = yield* Marks.make(sql, settings.schema, listener)
     return { settings, sql, listener, poller, marks } satisfies PgWatch
   })
 

@@ -1,5 +1,4 @@
 import * as Effect from "effect/Effect"
-import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type { StartFrom } from "./cursor.js"
 import { PgWatch } from "../PgWatch.js"
@@ -37,13 +36,14 @@ export const running = (
   consumer: { readonly id: string; readonly channels: ReadonlyArray<string>; readonly startFrom: StartFrom }
 ): Effect.Effect<ConsumerState, never, PgWatch | Scope.Scope> =>
   Effect.gen(function*() {
-    const { listener, marks, settings, sql } = yield* PgWatch
+    const { marks, settings, sql } = yield* PgWatch
     const schema = sql(settings.schema)
     const id = consumer.id
 
     // The time the mark was made identifies this run: a later run of the same consumer (in this
     // or another process) owns the row from then on, and this one's writes stop touching it.
     // Marks are batched for the process (internal/marks.ts): consumers start and stop together.
+    // The marks also follow the listen connection's server pid.
     const since = yield* marks.start(consumer).pipe(
       Effect.catchAllCause((cause) => Effect.as(Effect.logDebug("pgwatch: could not record a start", cause), null))
     )
@@ -55,12 +55,6 @@ export const running = (
       )
     }
 
-    // Each (re)connection of the listen connection brings a new server pid.
-    const events = yield* listener.subscribe([])
-    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(events), (event) =>
-      event._tag === "Listening" && since !== null
-        ? marks.listening(id, since, event.pid).pipe(quietly("the listen connection"))
-        : Effect.void)))
     return {
       retrying: (logId, attempt, error) =>
         sql`UPDATE ${schema}.consumer
