@@ -26,6 +26,7 @@ const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 const program = Effect.gen(function*() {
   const sql = yield* PgClient.PgClient
+  const { listener } = yield* PgWatch.PgWatch
   const q = sql(schema)
   yield* sql`INSERT INTO ${q}.notification_log (channel, payload)
              SELECT 'other_' || (i % 1000), jsonb_build_object('i', i) FROM generate_series(1, ${background}) AS i`
@@ -58,7 +59,9 @@ const program = Effect.gen(function*() {
             )).pipe(Effect.map(([, rows]) => rows))
       },
       schema,
-      pollInterval: Duration.millis(200)
+      pollInterval: Duration.millis(200),
+      fallbackPollInterval: Duration.millis(200),
+      listener
     })
     const handles = yield* Effect.forEach(ids, (id) => poller.watch(id, [id]))
     for (const handle of handles) handle.publish(done, [])

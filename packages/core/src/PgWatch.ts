@@ -258,7 +258,13 @@ export const make = (options: Options = {}) =>
       maxReconnectDelay: settings.maxReconnectDelay,
       fallbackPollInterval: settings.fallbackPollInterval
     })
-    const poller = yield* Poller.make({ sql, schema: settings.schema, pollInterval: settings.pollInterval })
+    const poller = yield* Poller.make({
+      sql,
+      schema: settings.schema,
+      pollInterval: settings.pollInterval,
+      fallbackPollInterval: settings.fallbackPollInterval,
+      listener
+    })
     const marks = yield* Marks.make(sql, settings.schema, listener)
     return { settings, sql, listener, poller, marks } satisfies PgWatch
   })

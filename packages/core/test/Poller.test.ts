@@ -1,17 +1,22 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Exit, Fiber, Option, Queue, Scope, TestClock, TestContext } from "effect"
+import type * as Listener from "../src/internal/listener.js"
 import * as Poller from "../src/internal/poller.js"
 import * as PgWatch from "../src/PgWatch.js"
 import { freshChannel, watchLayer } from "./utils.js"
 
 const INTERVAL = Duration.seconds(5)
+const FALLBACK = Duration.millis(250)
 
 /**
  * A poller on the real database, driven by the TestClock, whose statements are recorded: each
- * poll's input (one entry per consumer it covers) arrives on `polls`.
+ * poll's input (one entry per consumer it covers) arrives on `polls`. Its listen connection is
+ * a queue of events the test sends (`listen`), first `Listening`.
  */
 const testPoller = Effect.gen(function*() {
+  const listen = yield* Queue.unbounded<Listener.ListenerEvent>()
+  yield* Queue.offer(listen, { _tag: "Listening", pid: 1 })
   const { settings } = yield* PgWatch.PgWatch
   const sql = yield* PgClient.PgClient
   const polls = yield* Queue.unbounded<ReadonlyArray<{ readonly id: string }>>()
@@ -22,10 +27,16 @@ const testPoller = Effect.gen(function*() {
         sql.unsafe<A>(statement, params)
       )
   }
-  const poller = yield* Poller.make({ sql: recorded, schema: settings.schema, pollInterval: INTERVAL })
+  const poller = yield* Poller.make({
+    sql: recorded,
+    schema: settings.schema,
+    pollInterval: INTERVAL,
+    fallbackPollInterval: FALLBACK,
+    listener: { subscribe: () => Effect.succeed(listen) }
+  })
   /** Moves the clock one interval and returns what the poll that ran covered. */
   const poll = Effect.zipRight(TestClock.adjust(INTERVAL), Queue.take(polls))
-  return { poller, poll, sql, schema: settings.schema }
+  return { poller, poll, polls, listen, sql, schema: settings.schema }
 })
 
 /** The current snapshot, as a reader that has read everything would publish it. */
@@ -100,6 +111,25 @@ describe("one poll per process", () => {
         expect((yield* poll).map((c) => c.id).sort()).toEqual(["leaves", "stays"])
         yield* Scope.close(scope, Exit.void)
         expect((yield* poll).map((c) => c.id)).toEqual(["stays"])
+      }).pipe(Effect.provide(TestContext.TestContext)))
+
+    it.scoped("while the listen connection is lost, the poll runs every fallback interval", () =>
+      Effect.gen(function*() {
+        const { listen, poll, poller, polls } = yield* testPoller
+        const handle = yield* poller.watch("fallback", [freshChannel()])
+        handle.publish(yield* snapshotNow, [])
+        yield* poll
+        // Listening: a fallback interval passes without a poll.
+        yield* TestClock.adjust(FALLBACK)
+        yield* Effect.repeatN(Effect.yieldNow(), 20)
+        expect(yield* Queue.size(polls)).toBe(0)
+        // Lost: a poll at once, then every fallback interval.
+        yield* Queue.offer(listen, { _tag: "Lost", reason: "test" })
+        yield* Queue.take(polls)
+        yield* TestClock.adjust(FALLBACK)
+        yield* Queue.take(polls)
+        yield* TestClock.adjust(FALLBACK)
+        yield* Queue.take(polls)
       }).pipe(Effect.provide(TestContext.TestContext)))
   })
 })

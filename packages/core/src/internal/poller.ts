@@ -2,10 +2,12 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
 import * as FiberId from "effect/FiberId"
 import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
 import * as Pg from "pg"
+import type { Listener } from "./listener.js"
 
 /**
  * What the process poll found for a consumer: rows visible now that its published position has
@@ -57,6 +59,10 @@ export interface PollerOptions {
   }
   readonly schema: string
   readonly pollInterval: Duration.Duration
+  /** The interval while no wake-ups can come: the listen connection is lost or cannot deliver. */
+  readonly fallbackPollInterval: Duration.Duration
+  /** The process's listen connection, whose state sets the interval. */
+  readonly listener: Pick<Listener, "subscribe">
 }
 
 /**
@@ -95,8 +101,11 @@ const pollStatement = (schema: string) => {
 /**
  * The process poller: a fiber in the scope that, after a random fraction of the interval (so
  * that processes started together do not poll together), runs one statement per interval for
- * every consumer that has published a position, and wakes those with work. A failed poll is
- * logged and the next one tried an interval later.
+ * every consumer that has published a position, and wakes those with work: every
+ * `pollInterval` while the listen connection delivers wake-ups, else every
+ * `fallbackPollInterval`. A failed poll is logged and the next one tried an interval later.
+ * The first `watch` subscribes to the listen connection (one-shot uses of the service never
+ * open it).
  */
 export const make = (options: PollerOptions): Effect.Effect<Poller, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -135,6 +144,31 @@ export const make = (options: PollerOptions): Effect.Effect<Poller, never, Scope
         }, { discard: true }))
     })
 
+    // Until the listen connection proves it delivers, and after it is lost, no wake-ups come:
+    // readers then rely on this poll alone, at the short interval. One statement for all of
+    // them, where each polling on its own would swamp a small pool (and with it the listen
+    // connection's own delivery probe, which goes through the pool).
+    let listening = false
+    const changed = yield* Queue.sliding<void>(1)
+    const scope = yield* Effect.scope
+    const follow = yield* Effect.once(Effect.forkIn(
+      Effect.scoped(Effect.flatMap(options.listener.subscribe([]), (events) =>
+        Effect.forever(Effect.flatMap(Queue.take(events), (event) => {
+          if (event._tag !== "Listening" && event._tag !== "Lost") return Effect.void
+          const lost = listening && event._tag === "Lost"
+          listening = event._tag === "Listening"
+          // Lost: poll at once and then often; Listening: the next wait is the long one.
+          return lost ? Queue.offer(changed, undefined) : Effect.void
+        })))),
+      scope
+    ))
+    const nextPoll = Effect.suspend(() =>
+      Effect.raceFirst(
+        Effect.sleep(listening ? options.pollInterval : options.fallbackPollInterval),
+        Queue.take(changed)
+      )
+    )
+
     const interval = Duration.toMillis(options.pollInterval)
     yield* Effect.forkScoped(Effect.gen(function*() {
       yield* Effect.sleep(Duration.millis(Math.floor((yield* Random.next) * interval)))
@@ -142,12 +176,12 @@ export const make = (options: PollerOptions): Effect.Effect<Poller, never, Scope
         pollOnce.pipe(
           Effect.catchAllCause((cause) => Effect.logWarning("pgwatch: the process poll failed; trying again next interval", cause))
         ),
-        Effect.sleep(options.pollInterval)
+        nextPoll
       ))
     }))
 
     const watch = (consumerId: string, channels: ReadonlyArray<string>) =>
-      Effect.acquireRelease(
+      Effect.zipRight(follow, Effect.acquireRelease(
         Effect.sync((): Entry => {
           const entry: Entry = { consumerId, channels, position: undefined, version: 0, found: undefined, waiter: undefined }
           entries.add(entry)
@@ -168,7 +202,7 @@ export const make = (options: PollerOptions): Effect.Effect<Poller, never, Scope
           }
           return Deferred.await(entry.waiter ??= Deferred.unsafeMake<Due>(FiberId.none))
         })
-      })))
+      }))))
 
     return { watch } satisfies Poller
   })
