@@ -77,7 +77,7 @@ const TITLES: Readonly<Record<string, string>> = {
   "fan-out": "4. Fan-out (one producer, one transaction per notification)",
   "notify-cost": "5. What NOTIFY costs producers (commits/s, no other consumer)",
   "scale-channels": "6a. Scale: one consumer on K channels drains a backlog spread over them (pgwatch alone)",
-  "scale-idle": "6b. Scale: N idle consumers in one process, each on its own channel: start-up, RSS, CPU, queries/s (transactions in pg_stat_database)",
+  "scale-idle": "6b. Scale: N idle consumers in one process, each on its own channel: start-up, memory, then idle CPU and statements/s sent",
   "scale-fan-out": "6c. Scale: N consumers of one channel in one process, one producer at full speed"
 }
 

@@ -8,9 +8,19 @@ import * as PgWatch from "@pgwatch/core/PgWatch"
 import * as Consumer from "@pgwatch/core/Consumer"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Layer, Redacted, Scope } from "effect"
+import * as Pg from "pg"
 import type { ScaleArgs, FromScale, ToScale } from "./scaleProtocol.js"
 
 const send = (message: FromScale) => process.send?.(message)
+
+// Every statement the process sends, on any connection (pool and listen): counted here rather
+// than read from pg_stat_database, whose counts backends report up to 10 s late.
+let statements = 0
+const query = Pg.Client.prototype.query as (...args: Array<unknown>) => unknown
+Pg.Client.prototype.query = function(this: Pg.Client, ...args: Array<unknown>) {
+  statements += 1
+  return query.apply(this, args)
+} as typeof Pg.Client.prototype.query
 
 const args: ScaleArgs = JSON.parse(process.argv[2] ?? "{}")
 const counts = new Array<number>(args.consumers.length).fill(0)
@@ -47,7 +57,7 @@ process.on("message", (message: ToScale) => {
   switch (message.type) {
     case "cpu": {
       const { user, system } = process.cpuUsage()
-      send({ type: "cpu", us: user + system, at: performance.now() })
+      send({ type: "cpu", us: user + system, at: performance.now(), statements })
       break
     }
     case "counts":

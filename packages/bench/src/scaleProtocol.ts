@@ -15,8 +15,8 @@ export type FromScale =
    * of CPU (which, unlike `ms`, other load on the machine does not stretch); memory then.
    */
   | { readonly type: "started"; readonly ms: number; readonly cpuMs: number; readonly rssKb: number; readonly heapKb: number }
-  /** The process's CPU time so far (user + system, µs) at `at` (performance.now, ms). */
-  | { readonly type: "cpu"; readonly us: number; readonly at: number }
+  /** The process's CPU time (user + system, µs) and statements sent so far, at `at` (performance.now, ms). */
+  | { readonly type: "cpu"; readonly us: number; readonly at: number; readonly statements: number }
   | { readonly type: "counts"; readonly counts: ReadonlyArray<number> }
   | { readonly type: "stopped" }
   | { readonly type: "failed"; readonly message: string }
