@@ -13,15 +13,22 @@ import * as Latency from "./scenarios/latency.js"
 import * as Live from "./scenarios/live.js"
 import * as NotifyCost from "./scenarios/notifyCost.js"
 import * as Playback from "./scenarios/playback.js"
+import * as Scale from "./scenarios/scale.js"
 import type { System } from "./system.js"
 import * as Systems from "./systems/index.js"
 
-const scenarios: ReadonlyArray<{ readonly name: string; readonly run: (context: Context) => Promise<Array<Row>> }> = [
+/** A scenario; `systems: false` for one that measures pgwatch alone, in a database of its own. */
+const scenarios: ReadonlyArray<{
+  readonly name: string
+  readonly run: (context: Context) => Promise<Array<Row>>
+  readonly systems?: false
+}> = [
   { name: "live", run: Live.run },
   { name: "latency", run: Latency.run },
   { name: "playback", run: Playback.run },
   { name: "fan-out", run: FanOut.run },
-  { name: "notify-cost", run: NotifyCost.run }
+  { name: "notify-cost", run: NotifyCost.run },
+  { name: "scale", run: Scale.run, systems: false }
 ]
 
 const main = async () => {
@@ -39,8 +46,9 @@ const main = async () => {
   Progress.log(`${mode.name} run against ${server.origin} PostgreSQL`)
   try {
     const info = await Database.info(server.url)
+    const selected = scenarios.filter((scenario) => only === undefined || only.includes(scenario.name))
     const urls = new Map<System, string>()
-    for (const system of systems) {
+    for (const system of selected.some((scenario) => scenario.systems !== false) ? systems : []) {
       const database = Database.databaseName(system.name)
       await Database.recreate(server.url, database)
       const url = Database.databaseUrl(server.url, database)
@@ -50,6 +58,7 @@ const main = async () => {
     }
     const context: Context = {
       mode,
+      serverUrl: server.url,
       systems,
       urlOf: (system) => urls.get(system)!,
       topic: async (system, step, consumers) => {
@@ -59,8 +68,7 @@ const main = async () => {
       }
     }
     const rows: Array<Row> = []
-    for (const scenario of scenarios) {
-      if (only !== undefined && !only.includes(scenario.name)) continue
+    for (const scenario of selected) {
       Progress.log(`scenario ${scenario.name}`)
       const taking = systems.filter((system) => system.scenarios?.includes(scenario.name) ?? true)
       rows.push(...await scenario.run({ ...context, systems: taking }))

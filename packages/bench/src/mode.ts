@@ -16,6 +16,12 @@ export interface Mode {
   readonly fanOut: ReadonlyArray<number>
   readonly fanOutMs: number
   readonly notifyCostMs: number
+  /** Scale: rows of the backlog each channel-count step drains (a multiple of 100). */
+  readonly scaleDrainRows: number
+  /** Scale: the window over which idle consumers' CPU and queries are measured. */
+  readonly scaleIdleMs: number
+  /** Scale: producing time of each fan-out step. */
+  readonly scaleProducingMs: number
 }
 
 export const quick: Mode = {
@@ -31,7 +37,10 @@ export const quick: Mode = {
   drainTimeoutMs: 12_000,
   fanOut: [1, 4, 16],
   fanOutMs: 750,
-  notifyCostMs: 750
+  notifyCostMs: 750,
+  scaleDrainRows: 50_000,
+  scaleIdleMs: 20_000,
+  scaleProducingMs: 3_000
 }
 
 export const full: Mode = {
@@ -47,5 +56,8 @@ export const full: Mode = {
   drainTimeoutMs: 600_000,
   fanOut: [1, 4, 16],
   fanOutMs: 10_000,
-  notifyCostMs: 10_000
+  notifyCostMs: 10_000,
+  scaleDrainRows: 100_000,
+  scaleIdleMs: 60_000,
+  scaleProducingMs: 10_000
 }

@@ -64,7 +64,10 @@ const PRIMARY: Readonly<Record<string, { readonly metric: string; readonly highe
   "latency": { metric: "p50_ms", higherIsBetter: false },
   "playback": { metric: "drained_per_s", higherIsBetter: true },
   "fan-out": { metric: "slowest_consumer_per_s", higherIsBetter: true },
-  "notify-cost": { metric: "commits_per_s", higherIsBetter: true }
+  "notify-cost": { metric: "commits_per_s", higherIsBetter: true },
+  "scale-channels": { metric: "drained_per_s", higherIsBetter: true },
+  "scale-idle": { metric: "queries_per_s", higherIsBetter: false },
+  "scale-fan-out": { metric: "slowest_per_s", higherIsBetter: true }
 }
 
 const TITLES: Readonly<Record<string, string>> = {
@@ -72,7 +75,10 @@ const TITLES: Readonly<Record<string, string>> = {
   "latency": "2. Latency (ms)",
   "playback": "3. Playback of a backlog (one consumer in its own process)",
   "fan-out": "4. Fan-out (one producer, one transaction per notification)",
-  "notify-cost": "5. What NOTIFY costs producers (commits/s, no other consumer)"
+  "notify-cost": "5. What NOTIFY costs producers (commits/s, no other consumer)",
+  "scale-channels": "6a. Scale: one consumer on K channels drains a backlog spread over them (pgwatch alone)",
+  "scale-idle": "6b. Scale: N idle consumers in one process, each on its own channel: start-up, memory, then idle CPU and statements/s sent",
+  "scale-fan-out": "6c. Scale: N consumers of one channel in one process, one producer at full speed"
 }
 
 /**

@@ -5,6 +5,8 @@ import type { System, SystemName, Topic } from "./system.js"
 
 export interface Context {
   readonly mode: Mode
+  /** The server's URL (any database on it). */
+  readonly serverUrl: string
   readonly systems: ReadonlyArray<System>
   /** The URL of a system's own database. */
   readonly urlOf: (system: System) => string

@@ -133,6 +133,14 @@ const listen = Command.make(
           "transaction mode. Default: the config file's database.listenUrl, else PGWATCH_LISTEN_URL, else the same as the rest."
       ),
       Options.optional
+    ),
+    poolSize: Options.integer("pool-size").pipe(
+      Options.withDescription(
+        "Connections the query pool opens at most; the listen connection is one more. Default: the config file's " +
+          `database.poolSize, else PGWATCH_POOL_SIZE, else ${PgWatch.defaultPoolSize}.`
+      ),
+      Options.withSchema(positiveInt("pool-size")),
+      Options.optional
     )
   },
   (options) =>
@@ -159,7 +167,11 @@ const listen = Command.make(
         ))
         return yield* Output.err(`${selected.length} consumer(s) from ${loaded.path}`)
       }
-      const target = yield* targetFor(options, Option.some(loaded), options.listenUrl)
+      const resolved = yield* targetFor(options, Option.some(loaded), options.listenUrl)
+      const target = Option.match(options.poolSize, {
+        onNone: () => resolved,
+        onSome: (maxConnections) => ({ ...resolved, client: { ...resolved.client, maxConnections } })
+      })
       // The library's settings from the environment (PgWatch.config); a flag overrides its own.
       const fromEnv = yield* Effect.flatMap(PgWatch.config, (env) => PgWatch.resolve({ ...env, schema: target.schema }))
       yield* Listen.run({

@@ -61,6 +61,12 @@ export interface DatabaseConfig {
    * the same settings as the rest.
    */
   readonly listenUrl?: string | undefined
+  /**
+   * Connections the query pool opens at most (the listen connection is one more). Default
+   * `PGWATCH_POOL_SIZE`, else 5: enough for hundreds of consumers whose handlers do not query
+   * through the same pool.
+   */
+  readonly poolSize?: number | undefined
 }
 
 /**
@@ -124,7 +130,8 @@ const DatabaseSchema = Schema.Union(
     user: Schema.optional(Schema.UndefinedOr(Schema.String)),
     password: Schema.optional(Schema.UndefinedOr(Schema.String)),
     ssl: Schema.optional(Schema.UndefinedOr(Schema.Boolean)),
-    listenUrl: Schema.optional(Schema.UndefinedOr(Schema.String))
+    listenUrl: Schema.optional(Schema.UndefinedOr(Schema.String)),
+    poolSize: Schema.optional(Schema.UndefinedOr(Schema.Int.pipe(Schema.positive())))
   })
 )
 

@@ -1,11 +1,12 @@
 /**
  * Which database and schema a command works on, and the layers that reach them.
  *
- * Precedence, highest first: command-line flags (`--database-url`, `--schema`, `--listen-url`),
- * the config file (`database`, `schema`, `database.listenUrl`), the environment
- * (`PGWATCH_DATABASE_URL` or `DATABASE_URL`, the `PG*` variables, `PGWATCH_SCHEMA`,
- * `PGWATCH_LISTEN_URL`), then defaults (pg's own: localhost:5432; schema `pgwatch`; the listen
- * connection like the others).
+ * Precedence, highest first: command-line flags (`--database-url`, `--schema`, `--listen-url`,
+ * `--pool-size`, applied by `listen` over what is resolved here), the config file (`database`, `schema`, `database.listenUrl`,
+ * `database.poolSize`), the environment (`PGWATCH_DATABASE_URL` or `DATABASE_URL`, the `PG*`
+ * variables, `PGWATCH_SCHEMA`, `PGWATCH_LISTEN_URL`, `PGWATCH_POOL_SIZE`), then defaults (pg's
+ * own: localhost:5432; schema `pgwatch`; the listen connection like the others; a pool of
+ * `PgWatch.defaultPoolSize`).
  *
  * @since 0.1.0
  */
@@ -149,7 +150,10 @@ export const resolve = (options: TargetOptions): Effect.Effect<Target, ConfigErr
       Option.orElse(options.listenUrl ?? Option.none(), () => Option.orElse(fileListenUrl, () => envListenUrl)),
       Redacted.make
     ))
-    return { client, label: label(client), configured, schema, listenUrl }
+    const filePoolSize = Option.flatMapNullable(fileEntry, (database) => typeof database === "string" ? undefined : database.poolSize)
+    const envPoolSize = yield* PgWatch.poolSizeConfig
+    const maxConnections = Option.getOrElse(filePoolSize, () => envPoolSize)
+    return { client: { ...client, maxConnections }, label: label(client), configured, schema, listenUrl }
   })
 
 const CONNECTION_CODES: Record<string, string> = {

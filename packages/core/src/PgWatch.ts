@@ -18,6 +18,8 @@ import * as Pg from "pg"
 import * as Channel from "./Channel.js"
 import * as Listener from "./internal/listener.js"
 import * as Pages from "./internal/pages.js"
+import * as Marks from "./internal/marks.js"
+import * as Poller from "./internal/poller.js"
 import * as SqlFiles from "./internal/sqlFiles.js"
 import { withSpanIfTraced } from "./internal/tracing.js"
 import * as Json from "./Json.js"
@@ -160,6 +162,10 @@ export interface PgWatch {
   readonly listener: Listener.Listener
   /** Page reads shared by the consumers of this process. @internal */
   readonly pages: Pages.SharedPages
+  /** @internal */
+  readonly poller: Poller.Poller
+  /** @internal */
+  readonly marks: Marks.Marks
 }
 
 /**
@@ -269,8 +275,16 @@ export const make = (options: Options = {}) =>
       maxReconnectDelay: settings.maxReconnectDelay,
       fallbackPollInterval: settings.fallbackPollInterval
     })
+    const poller = yield* Poller.make({
+      sql,
+      schema: settings.schema,
+      pollInterval: settings.pollInterval,
+      fallbackPollInterval: settings.fallbackPollInterval,
+      listener
+    })
+    const marks = yield* Marks.make(sql, settings.schema, listener)
     const pages = yield* Pages.makeShared()
-    return { settings, sql, listener, pages } satisfies PgWatch
+    return { settings, sql, listener, pages, poller, marks } satisfies PgWatch
   })
 
 const ensureMigrated = (sql: PgClient.PgClient, schema: string) =>
@@ -350,8 +364,31 @@ export const layerConfig = (
   Layer.scoped(PgWatch, Effect.flatMap(settings, (options) => make({ ...options, ...extra })))
 
 /**
+ * Connections the query pool of a process opens at most (the listen connection is one more).
+ * Consumers hold one only while a query runs, and idle ones share one poll per process, so a
+ * few serve hundreds of consumers: 500 run on 5. Raise it when handlers run their own queries
+ * on the same pool. Size `max_connections` as processes × (pool size + 1) plus headroom.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const defaultPoolSize = 5
+
+/**
+ * The pool size from `PGWATCH_POOL_SIZE`, else `defaultPoolSize`; a positive whole number.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const poolSizeConfig: Config.Config<number> = Config.integer("PGWATCH_POOL_SIZE").pipe(
+  Config.validate({ message: "PGWATCH_POOL_SIZE must be a positive whole number", validation: (n) => n >= 1 }),
+  Config.withDefault(defaultPoolSize)
+)
+
+/**
  * Database settings from the environment: `PGWATCH_DATABASE_URL` or `DATABASE_URL`, else the
- * usual `PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`.
+ * usual `PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`; the pool size from
+ * `PGWATCH_POOL_SIZE` (see `defaultPoolSize`).
  *
  * @since 0.1.0
  * @category config
@@ -362,7 +399,8 @@ export const databaseConfig: Config.Config<PgClient.PgClientConfig> = Config.all
   port: Config.option(Config.port("PGPORT")),
   database: Config.option(Config.string("PGDATABASE")),
   username: Config.option(Config.string("PGUSER")),
-  password: Config.option(Config.redacted("PGPASSWORD"))
+  password: Config.option(Config.redacted("PGPASSWORD")),
+  maxConnections: poolSizeConfig
 }).pipe(Config.map((c) => ({
   url: Option.getOrUndefined(c.url),
   host: Option.getOrUndefined(c.host),
@@ -370,6 +408,7 @@ export const databaseConfig: Config.Config<PgClient.PgClientConfig> = Config.all
   database: Option.getOrUndefined(c.database),
   username: Option.getOrUndefined(c.username),
   password: Option.getOrUndefined(c.password),
+  maxConnections: c.maxConnections,
   applicationName: "pgwatch"
 })))
 

@@ -1,9 +1,6 @@
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import * as NodeOs from "node:os"
 import type { StartFrom } from "./cursor.js"
-import * as Cursor from "./cursor.js"
 import { PgWatch } from "../PgWatch.js"
 
 /**
@@ -23,9 +20,6 @@ export interface ConsumerState {
 /** Reports nothing: for running a handler outside the service (`ConsumerTest`). */
 export const silent: ConsumerState = { retrying: () => Effect.void, settled: () => Effect.void }
 
-/** This process, as status shows it: host name and OS pid. */
-const host = NodeOs.hostname()
-
 const quietly = (what: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
   self.pipe(
     Effect.asVoid,
@@ -42,43 +36,24 @@ export const running = (
   consumer: { readonly id: string; readonly channels: ReadonlyArray<string>; readonly startFrom: StartFrom }
 ): Effect.Effect<ConsumerState, never, PgWatch | Scope.Scope> =>
   Effect.gen(function*() {
-    const { listener, settings, sql } = yield* PgWatch
+    const { marks, settings, sql } = yield* PgWatch
     const schema = sql(settings.schema)
     const id = consumer.id
 
     // The time the mark was made identifies this run: a later run of the same consumer (in this
     // or another process) owns the row from then on, and this one's writes stop touching it.
-    const since = yield* Effect.gen(function*() {
-      yield* Cursor.register(settings.schema, id, consumer.channels, consumer.startFrom)
-      const rows = yield* sql<{ since: string }>`
-        UPDATE ${schema}.consumer
-           SET running_host = ${host}, running_pid = ${process.pid}, running_since = clock_timestamp(),
-               running_backend_pid = NULL,
-               current_error = NULL, current_attempt = NULL, current_log_id = NULL, error_since = NULL
-         WHERE id = ${id}
-        RETURNING running_since::text AS since`
-      return rows[0]?.since ?? null
-    }).pipe(
-      Effect.provideService(SqlClient.SqlClient, sql),
+    // Marks are batched for the process (internal/marks.ts): consumers start and stop together.
+    // The marks also follow the listen connection's server pid.
+    const since = yield* marks.start(consumer).pipe(
       Effect.catchAllCause((cause) => Effect.as(Effect.logDebug("pgwatch: could not record a start", cause), null))
     )
     const ours = sql`id = ${id} AND running_since = ${since}::timestamptz`
 
-    yield* Effect.addFinalizer(() =>
-      sql`UPDATE ${schema}.consumer
-             SET running_host = NULL, running_pid = NULL, running_since = NULL, running_backend_pid = NULL,
-                 current_error = NULL, current_attempt = NULL, current_log_id = NULL, error_since = NULL
-           WHERE ${ours}`.pipe(Effect.interruptible, Effect.timeout("2 seconds"), quietly("a stop"))
-    )
-
-    // Each (re)connection of the listen connection brings a new server pid.
-    const events = yield* listener.subscribe([])
-    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(events.take, (event) =>
-      event._tag === "Listening"
-        ? sql`UPDATE ${schema}.consumer SET running_backend_pid = ${event.pid} WHERE ${ours}`.pipe(
-          quietly("the listen connection")
-        )
-        : Effect.void)))
+    if (since !== null) {
+      yield* Effect.addFinalizer(() =>
+        marks.stop(id, since).pipe(Effect.interruptible, Effect.timeout("2 seconds"), quietly("a stop"))
+      )
+    }
 
     return {
       retrying: (logId, attempt, error) =>
