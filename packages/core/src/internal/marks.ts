@@ -1,6 +1,6 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as NodeOs from "node:os"
 import * as Pg from "pg"
 import * as Batcher from "./batcher.js"
@@ -127,15 +127,17 @@ export const make = (
         Effect.catchAllCause((cause) => Effect.logDebug("pgwatch: could not record the listen connection", cause))
       )
 
-    const follow = yield* Effect.once(Effect.forkIn(
-      Effect.scoped(Effect.flatMap(listener.subscribe([]), (events) =>
+    // Subscribed once, by the first caller; the others wait for it, so that the listen
+    // connection is up (or its first attempt over) before any consumer subscribes.
+    const follow = yield* Effect.cached(Effect.flatMap(Scope.extend(listener.subscribe([]), scope), (events) =>
+      Effect.forkIn(
         Effect.forever(Effect.flatMap(events.take, (event) => {
           if (event._tag !== "Listening") return Effect.void
           listenPid = event.pid
           return recordPid([...runs.values()], event.pid)
-        })))),
-      scope
-    ))
+        })),
+        scope
+      )))
 
     const stop = yield* Batcher.make((batch: ReadonlyArray<{ id: string; since: string }>) =>
       Effect.as(

@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as FiberId from "effect/FiberId"
 import * as Random from "effect/Random"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Pg from "pg"
 import type { Listener } from "./listener.js"
 
@@ -151,17 +151,18 @@ export const make = (options: PollerOptions): Effect.Effect<Poller, never, Scope
     let listening = false
     const changed = yield* Queue.sliding<void>(1)
     const scope = yield* Effect.scope
-    const follow = yield* Effect.once(Effect.forkIn(
-      Effect.scoped(Effect.flatMap(options.listener.subscribe([]), (events) =>
+    // Subscribed once, by the first caller; the others wait for it.
+    const follow = yield* Effect.cached(Effect.flatMap(Scope.extend(options.listener.subscribe([]), scope), (events) =>
+      Effect.forkIn(
         Effect.forever(Effect.flatMap(events.take, (event) => {
           if (event._tag !== "Listening" && event._tag !== "Lost") return Effect.void
           const lost = listening && event._tag === "Lost"
           listening = event._tag === "Listening"
           // Lost: poll at once and then often; Listening: the next wait is the long one.
           return lost ? Queue.offer(changed, undefined) : Effect.void
-        })))),
-      scope
-    ))
+        })),
+        scope
+      )))
     const nextPoll = Effect.suspend(() =>
       Effect.raceFirst(
         Effect.sleep(listening ? options.pollInterval : options.fallbackPollInterval),
