@@ -218,12 +218,18 @@ const component = (url: string, name: string) => {
 /** CPU time per notification by component, from the profile of the sampling phase. */
 const cpu = (profile: Inspector.Profiler.Profile, count: number) => {
   const self = new Map<number, string>()
-  for (const node of profile.nodes) self.set(node.id, component(node.callFrame.url, node.callFrame.functionName))
+  const functions = new Map<number, string>()
+  for (const { id, callFrame } of profile.nodes) {
+    self.set(id, component(callFrame.url, callFrame.functionName))
+    functions.set(id, `${callFrame.functionName || "(anonymous)"} ${callFrame.url.replace(/^.*\/(node_modules|packages)\//, "")}:${callFrame.lineNumber + 1}`)
+  }
   const time = new Map<string, number>()
+  const byFunction = new Map<string, number>()
   const deltas = profile.timeDeltas ?? []
   ;(profile.samples ?? []).forEach((id, i) => {
     const key = self.get(id)!
     time.set(key, (time.get(key) ?? 0) + (deltas[i + 1] ?? 0))
+    if (!key.startsWith("(")) byFunction.set(functions.get(id)!, (byFunction.get(functions.get(id)!) ?? 0) + (deltas[i + 1] ?? 0))
   })
   const busy = [...time].filter(([key]) => key !== "(idle)" && key !== "(program)")
   const total = busy.reduce((sum, [, t]) => sum + t, 0)
@@ -234,6 +240,10 @@ const cpu = (profile: Inspector.Profiler.Profile, count: number) => {
   )
   for (const [key, t] of busy.sort((a, b) => b[1] - a[1]).slice(0, 14)) {
     console.log(`  ${key.padEnd(36)} ${(t / count).toFixed(1).padStart(7)} µs`)
+  }
+  console.log("  the functions that took most (self time):")
+  for (const [name, t] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+    console.log(`    ${(t / count).toFixed(1).padStart(7)} µs  ${name}`)
   }
 }
 
