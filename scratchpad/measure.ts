@@ -72,6 +72,15 @@ Pg.Client.prototype.emit = function(this: Pg.Client, event: string | symbol, ...
 class Runs extends Supervisor.AbstractSupervisor<void> {
   value = Effect.void
   recording = false
+  /** While set, each new fiber is named by the code it starts with (a snippet of its first function). */
+  labelling = false
+  readonly labels = new Map<number, string>()
+  override onStart(_context: unknown, effect: unknown, _parent: unknown, fiber: { id(): { id: number } }) {
+    if (!this.labelling) return
+    const instruction = effect as { effect_instruction_i0?: unknown; effect_instruction_i1?: unknown }
+    const code = [instruction.effect_instruction_i0, instruction.effect_instruction_i1].find((f) => typeof f === "function")
+    this.labels.set(fiber.id().id, String(code ?? "").replace(/\s+/g, " ").slice(0, 90))
+  }
 
   readonly runs: Array<{ readonly fiber: number; readonly from: number; to: number }> = []
   private readonly open = new Map<number, { readonly fiber: number; readonly from: number; to: number }>()
@@ -123,6 +132,7 @@ const latency = (runs: Runs) =>
           return Effect.void
         })
     })
+    runs.labelling = true
     yield* Layer.build(Consumer.layer(consumer))
     const producerFiber = yield* Effect.withFiberRuntime<number>((fiber) => Effect.succeed(fiber.id().id))
     const taken: Array<Sample> = []
@@ -151,16 +161,21 @@ const latency = (runs: Runs) =>
       })
     }
     runs.recording = false
+    runs.labelling = false
     const { profile } = yield* Effect.promise(() => profiler.post("Profiler.stop"))
     profiler.disconnect()
     console.log(`NOTIFYs on "latency": ${rawArrivals.length} on this script's client, ${libraryArrivals.length} on the library's, for ${samples + warmUp} commits`)
-    report(taken, runs.runs)
+    report(taken, runs.runs, runs.labels)
     cpu(profile, taken.length)
     console.log(`  a NOTIFY as it arrived: ${rawPayload.slice(0, 160)}${rawPayload.length > 160 ? "…" : ""}`)
   }).pipe(Effect.scoped)
 
 /** Prints the latency and, for the median sample shape, each fiber run between the NOTIFY and the handler. */
-const report = (taken: ReadonlyArray<Sample>, runs: ReadonlyArray<{ readonly fiber: number; readonly from: number; readonly to: number }>) => {
+const report = (
+  taken: ReadonlyArray<Sample>,
+  runs: ReadonlyArray<{ readonly fiber: number; readonly from: number; readonly to: number }>,
+  labels: ReadonlyMap<number, string>
+) => {
   const total = taken.map((s) => s.handled - s.committed).sort((a, b) => a - b)
   const ms = (x: number) => `${x.toFixed(3)} ms`
   console.log(
@@ -195,6 +210,10 @@ const report = (taken: ReadonlyArray<Sample>, runs: ReadonlyArray<{ readonly fib
       `    ${name.padEnd(20)} resumed at ${us(resumed)} (${us(gap)} after the previous run ended), ran ${us(ran)}` +
         `${i === width - 1 ? " until the handler started" : ""}`
     )
+  }
+  console.log("  the fibers, by the code they started with (started earlier: before the sampled consumer):")
+  for (const fiber of new Set(common[0]!.chain.map((r) => r.fiber))) {
+    console.log(`    fiber ${String(fiber).padEnd(6)} ${labels.get(fiber) ?? "(started earlier)"}`)
   }
   const running = median(common.map((c) => c.chain.reduce((sum, r) => sum + Math.min(r.to, c.sample.handled) - r.from, 0)))
   const end = median(common.map((c) => c.sample.handled - c.sample.arrival))
