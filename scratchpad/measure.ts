@@ -21,7 +21,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { Consumer, PgWatch } from "@pgwatch/core"
-import { Console, Deferred, Effect, Layer, Queue, Redacted, Supervisor } from "effect"
+import { Console, Deferred, Effect, Layer, Option, Queue, Redacted, Supervisor } from "effect"
 import * as NodeEvents from "node:events"
 import * as Inspector from "node:inspector/promises"
 import * as Pg from "pg"
@@ -75,11 +75,17 @@ class Runs extends Supervisor.AbstractSupervisor<void> {
   /** While set, each new fiber is named by the code it starts with (a snippet of its first function). */
   labelling = false
   readonly labels = new Map<number, string>()
-  override onStart(_context: unknown, effect: unknown, _parent: unknown, fiber: { id(): { id: number } }) {
+  override onStart(
+    _context: unknown,
+    effect: unknown,
+    parent: Option.Option<{ id(): { id: number } }>,
+    fiber: { id(): { id: number } }
+  ) {
     if (!this.labelling) return
     const instruction = effect as { effect_instruction_i0?: unknown; effect_instruction_i1?: unknown }
     const code = [instruction.effect_instruction_i0, instruction.effect_instruction_i1].find((f) => typeof f === "function")
-    this.labels.set(fiber.id().id, String(code ?? "").replace(/\s+/g, " ").slice(0, 90))
+    const forkedBy = Option.match(parent, { onNone: () => "", onSome: (p) => `forked by fiber ${p.id().id}: ` })
+    this.labels.set(fiber.id().id, `${forkedBy}${String(code ?? "").replace(/\s+/g, " ").slice(0, 80)}`)
   }
 
   readonly runs: Array<{ readonly fiber: number; readonly from: number; to: number }> = []
