@@ -187,7 +187,7 @@ export const markdown = (r: Results): string => [
   "",
   ...r.systems.map((s) => `- **${s.label}**: ${s.notes}`),
   "",
-  "## pgwatch against the targets of issue 4",
+  "## pgwatch against the targets of issue 9",
   "",
   ...r.targets.map((v) => `- ${v.met ? "✅ met" : "❌ missed"}: ${v.target}: ${v.measured}`),
   "",

@@ -56,4 +56,4 @@ export interface System {
   readonly createdAt?: (url: string, topic: Topic) => Promise<ReadonlyMap<number, number>>
 }
 
-export type SystemName = "pgwatch" | "pgwatch-sql" | "graphile-worker" | "pg-boss" | "floor" | "floor+notify"
+export type SystemName = "pgwatch" | "pgwatch-sql" | "graphile-worker" | "pg-boss" | "floor" | "floor+notify" | "floor+payload"

@@ -40,6 +40,8 @@ const cases = (systems: ReadonlyArray<System>): Array<Case> =>
         return [{ system, label: "INSERT", consumer: false, holdWaiting: false }]
       case "floor+notify":
         return [{ system, label: "INSERT + pg_notify", consumer: false, holdWaiting: false }]
+      case "floor+payload":
+        return [{ system, label: "INSERT + pg_notify of the row", consumer: false, holdWaiting: false }]
     }
   })
 

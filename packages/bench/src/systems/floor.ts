@@ -1,8 +1,9 @@
 /**
- * PostgreSQL's own floor: the same inserts done by a bare `pg` client with nothing on top, and
- * the plainest possible reader (`id > last`, one page at a time). No stored progress, no gap
- * safety (a row that commits after a higher id is skipped), no retries: it shows what the
- * database costs, not a usable system.
+ * PostgreSQL's own floors: the same inserts done by a bare `pg` client with nothing on top, and
+ * the plainest possible readers: `id > last`, one page at a time (`make`), or the NOTIFY's own
+ * payload handed to the handler (`payloadFloor`). No stored progress, no gap safety (a row that
+ * commits after a higher id is skipped, a NOTIFY sent while not listening is lost), no
+ * retries: they show what the database costs, not a usable system.
  */
 import * as Pg from "pg"
 import { sleep } from "../clock.js"
@@ -67,6 +68,29 @@ const read = (client: Pg.Client, topic: Topic, index: number, wake: boolean, onH
   }
 }
 
+/** The log table every floor writes, with the page reader's index. */
+const setup = (url: string) =>
+  withClient(url, async (client) => {
+    await client.query(`CREATE TABLE bench_log (
+      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      channel text NOT NULL,
+      payload jsonb NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now())`)
+    // The reader's index: without it, once the table holds other steps' rows, every poll
+    // scans them all (seen: 98 ms per read in a full run).
+    await client.query("CREATE INDEX bench_log_channel_id ON bench_log (channel, id)")
+  })
+
+const createdAt = (url: string, topic: Topic) =>
+  withClient(url, async (client) => {
+    const { rows } = await client.query<{ seq: number; us: string }>(
+      `SELECT (payload->>'seq')::int AS seq, (extract(epoch FROM created_at) * 1e6)::bigint::text AS us
+         FROM bench_log WHERE channel = $1`,
+      [topic.name]
+    )
+    return createdAtBySeq(rows)
+  })
+
 export const make = (wake: boolean): System => ({
   name: wake ? "floor+notify" : "floor",
   label: wake ? "floor: INSERT + pg_notify (bare pg)" : "floor: INSERT only (bare pg)",
@@ -74,18 +98,7 @@ export const make = (wake: boolean): System => ({
   notes: wake
     ? "Bare `pg`: one statement inserts the row and calls pg_notify in the same transaction; readers LISTEN and page by id (index on (channel, id)). No progress, no gap safety."
     : "Bare `pg`: one INSERT per transaction; readers poll every 1 ms when caught up and page by id (index on (channel, id)). No NOTIFY, no progress, no gap safety.",
-  setup: (url) =>
-    withClient(url, (client) =>
-      client.query(`CREATE TABLE bench_log (
-        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        channel text NOT NULL,
-        payload jsonb NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now())`).then(() =>
-        // The reader's index: without it, once the table holds other steps' rows, every poll
-        // scans them all (seen: 98 ms per read in a full run).
-        client.query("CREATE INDEX bench_log_channel_id ON bench_log (channel, id)")
-      ).then(() => undefined)
-    ),
+  setup,
   prepare: async () => undefined,
   producer: (url, topic, connections) =>
     bareProducer(url, topic.name, connections, "bench producer", {
@@ -97,13 +110,45 @@ export const make = (wake: boolean): System => ({
     const stops = clients.map((client, i) => read(client, topic, i, wake, onHandled))
     return { stop: () => Promise.all(stops.map((stop) => stop())).then(() => undefined) }
   },
-  createdAt: (url, topic) =>
-    withClient(url, async (client) => {
-      const { rows } = await client.query<{ seq: number; us: string }>(
-        `SELECT (payload->>'seq')::int AS seq, (extract(epoch FROM created_at) * 1e6)::bigint::text AS us
-           FROM bench_log WHERE channel = $1`,
-        [topic.name]
-      )
-      return createdAtBySeq(rows)
-    })
+  createdAt
 })
+
+// The seed's NOTIFY (django-pgwatch's smart_notify): the row's id, its time and the payload.
+const NOTIFY_ROW = "json_build_object('notification_log_id', id, 'timestamp', created_at, 'data', payload)::text"
+const INSERT_AND_NOTIFY_ROW = `
+  WITH row AS (INSERT INTO bench_log (channel, payload) VALUES ($1, $2::jsonb) RETURNING id, created_at, payload)
+  SELECT pg_notify($1, ${NOTIFY_ROW}) FROM row`
+const INSERT_MANY_AND_NOTIFY_ROWS = `
+  WITH rows AS (INSERT INTO bench_log (channel, payload) SELECT $1, p FROM unnest($2::jsonb[]) AS p RETURNING id, created_at, payload)
+  SELECT count(pg_notify($1, ${NOTIFY_ROW})) FROM rows`
+
+/**
+ * The live floor: the seed's design without its guarantees. Each commit NOTIFYs every row with
+ * its payload, and a reader hands each NOTIFY's payload straight to the handler: no page read,
+ * no verification, no playback (so it sits out the playback scenario), nothing found again
+ * when a NOTIFY is lost.
+ */
+export const payloadFloor: System = {
+  name: "floor+payload",
+  label: "floor: LISTEN, payload in the NOTIFY (bare pg)",
+  skipsLateCommits: false,
+  notes:
+    "Bare `pg`: one statement inserts the row and calls pg_notify per row with `{notification_log_id, timestamp, data}` (the seed's NOTIFY); each reader LISTENs and hands JSON.parse(payload).data straight to the handler. No log read, no playback, no signature, no progress: a NOTIFY sent while not listening is lost. Run in the live, latency, fan-out and notify-cost scenarios.",
+  scenarios: ["live", "latency", "fan-out", "notify-cost"],
+  setup,
+  prepare: async () => undefined,
+  producer: (url, topic, connections) =>
+    bareProducer(url, topic.name, connections, "bench producer", {
+      one: INSERT_AND_NOTIFY_ROW,
+      many: INSERT_MANY_AND_NOTIFY_ROWS
+    }),
+  consume: async (url, topic, onHandled): Promise<Consumers> => {
+    const clients = await Promise.all(Array.from({ length: topic.consumers }, () => connect(url, "bench listener")))
+    await Promise.all(clients.map((client, i) => {
+      client.on("notification", (message) => onHandled(i, (JSON.parse(message.payload ?? "null") as { data?: unknown })?.data))
+      return client.query(`LISTEN ${Pg.escapeIdentifier(topic.name)}`)
+    }))
+    return { stop: () => Promise.all(clients.map((client) => client.end().catch(() => undefined))).then(() => undefined) }
+  },
+  createdAt
+}

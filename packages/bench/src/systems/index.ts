@@ -7,7 +7,8 @@ const loaders: ReadonlyArray<readonly [SystemName, () => Promise<System>]> = [
   ["graphile-worker", () => import("./graphileWorker.js").then((m) => m.system)],
   ["pg-boss", () => import("./pgBoss.js").then((m) => m.system)],
   ["floor", () => import("./floor.js").then((m) => m.make(false))],
-  ["floor+notify", () => import("./floor.js").then((m) => m.make(true))]
+  ["floor+notify", () => import("./floor.js").then((m) => m.make(true))],
+  ["floor+payload", () => import("./floor.js").then((m) => m.payloadFloor)]
 ]
 
 export const names: ReadonlyArray<SystemName> = loaders.map(([name]) => name)
@@ -19,7 +20,7 @@ export const load = (name: string): Promise<System> => {
 }
 
 /** The systems that are products (the floors are not). */
-export const isPeer = (name: SystemName) => name !== "floor" && name !== "floor+notify"
+export const isPeer = (name: SystemName) => !name.startsWith("floor")
 
 /** The product a system measures: pgwatch's two producer paths are one product. */
 export const product = (name: SystemName) => name === "pgwatch-sql" ? "pgwatch" : name

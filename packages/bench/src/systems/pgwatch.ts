@@ -5,8 +5,16 @@
  */
 import * as PgWatch from "@pgwatch/core/PgWatch"
 import * as Consumer from "@pgwatch/core/Consumer"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Exit, Layer, ManagedRuntime, Redacted, Scope } from "effect"
+// Deep imports, as the library's own modules do: the barrels load every module of effect and
+// @effect/sql-pg, which a consumer child would carry as live heap (and V8 lets the heap grow to
+// a multiple of that before a full collection).
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
 import { bareProducer, createdAtBySeq, withClient } from "../pg.js"
 import type { Consumers, Producer, System } from "../system.js"
 
