@@ -82,6 +82,7 @@ export const stream = (options: Options): Stream.Stream<Delivery, SqlError | PgW
       busyReadInterval: watch.settings.busyReadInterval,
       listener: watch.listener,
       pages: watch.pages,
+      poller: watch.poller,
       subscribed: options.subscribed
     })
   }).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(PgWatch, (watch) => watch.sql)))).pipe(

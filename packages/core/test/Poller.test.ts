@@ -38,7 +38,8 @@ const testPoller = Effect.gen(function*() {
           take: Queue.take(listen),
           takeAll: Effect.map(Queue.takeAll(listen), (events) => [...events]),
           // The poller only takes events.
-          waitPending: Effect.never
+          waitPending: Effect.never,
+          offer: () => undefined
         })
     }
   })

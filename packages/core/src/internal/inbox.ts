@@ -20,7 +20,7 @@ import type { ListenerEvent, Subscription } from "./listener.js"
  * So at most `maxPendingRows` + 1 + 2 × channels + the connection events are pending, and the
  * counts are given back as events are taken.
  */
-export interface Inbox extends Subscription {
+export interface Inbox extends Omit<Subscription, "offer"> {
   /** Queues an event under the rules above (synchronous, for the listener's routing). */
   readonly offer: (event: ListenerEvent) => void
 }

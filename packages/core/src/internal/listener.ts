@@ -58,6 +58,8 @@ export interface Subscription {
   readonly takeAll: Effect.Effect<ReadonlyArray<ListenerEvent>>
   /** Waits until an event is pending, taking nothing: safe to interrupt (e.g. by a timer). */
   readonly waitPending: Effect.Effect<void>
+  /** Adds a wake-up of the subscriber's own (the process poll's findings), in order with the rest. */
+  readonly offer: (event: Extract<ListenerEvent, { readonly _tag: "Wake" }>) => void
 }
 
 export interface ListenerOptions {

@@ -12,6 +12,7 @@ import { retryIdempotent } from "./connectionLoss.js"
 import type { Cursor } from "./cursor.js"
 import type { Listener, ListenerEvent } from "./listener.js"
 import * as Pages from "./pages.js"
+import type * as Poller from "./poller.js"
 import * as ReaderState from "./readerState.js"
 
 /** A notification plus what handling it moves: the cursor, or a redelivery request. */
@@ -38,6 +39,11 @@ export interface ReaderOptions {
   readonly keepUpRate?: number | undefined
   /** The process's shared page reads. */
   readonly pages?: Pages.SharedPages | undefined
+  /**
+   * The process poll: while it watches for this reader, the reader's own poll timers are only a
+   * safety net, `POLLER_SAFETY` times longer.
+   */
+  readonly poller?: Poller.Poller | undefined
   /** Completed once the channels are subscribed (LISTENed, if the connection is up). */
   readonly subscribed?: Deferred.Deferred<void> | undefined
 }
@@ -60,6 +66,9 @@ interface LogRow {
 }
 
 const LAST_ID = "9223372036854775807"
+
+/** How much longer a reader's own poll timers are while the process poll watches for it. */
+const POLLER_SAFETY = 12
 
 /**
  * Every notification on the channels from `start` on, each once: the merged stream of the
@@ -86,10 +95,18 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
     const events = yield* options.listener.subscribe(options.channels)
     if (options.subscribed !== undefined) yield* Deferred.succeed(options.subscribed, undefined)
 
+    // The process poll finds what this reader's own poll would (rows its position has not
+    // delivered, redeliveries) for all consumers of the process in one statement, and wakes it.
+    const poll = options.poller === undefined ? undefined : yield* options.poller.watch(options.consumerId, options.channels)
+    if (poll !== undefined) {
+      yield* Effect.forkScoped(Effect.forever(Effect.map(poll.due, (due) =>
+        events.offer({ _tag: "Wake", channel: options.channels[0]!, redelivery: due === "redeliveries" }))))
+    }
+    const safety = poll === undefined ? 1 : POLLER_SAFETY
     let state = ReaderState.make({
       pageSize: options.pageSize,
-      pollInterval: Duration.toMillis(options.pollInterval),
-      fallbackPollInterval: Duration.toMillis(options.fallbackPollInterval),
+      pollInterval: Duration.toMillis(options.pollInterval) * safety,
+      fallbackPollInterval: Duration.toMillis(options.fallbackPollInterval) * safety,
       busyReadInterval: Duration.toMillis(options.busyReadInterval),
       keepUpRate: options.keepUpRate ?? ReaderState.KEEP_UP_RATE
     }, options.start)
@@ -123,6 +140,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       Effect.suspend(() => {
         const result = ReaderState.step(state, input)
         state = result.state
+        if (poll !== undefined && state.cursor.batch === null) poll.publish(state.cursor.done, state.cursor.live)
         return Effect.as(Effect.forEach(result.commands, perform, { discard: true }), result.deliveries)
       })
 

@@ -41,7 +41,7 @@ export interface Settings {
   readonly fallbackPollInterval: number
   /** The pause between partial pages while rows keep coming. */
   readonly busyReadInterval: number
-  /** Commits/s above which the reader polls rather than asking writers to NOTIFY (KEEP_UP_RATE). */
+  /** NOTIFYs/s above which the reader polls rather than asking writers to NOTIFY (KEEP_UP_RATE). */
   readonly keepUpRate: number
 }
 
@@ -75,10 +75,10 @@ export type Input =
   | { readonly _tag: "Fetched"; readonly rows: ReadonlyArray<FetchedRow>; readonly now: number }
 
 /**
- * Below this rate (commits/s on the reader's channels) a NOTIFY per commit is cheap for
- * writers and gives the lowest latency; above it the reader polls. A registered reader
- * measures the rate by its wake-ups and live transactions; a polling one by the rows a busy
- * pause gathers.
+ * Below this rate (NOTIFYs/s on the reader's channels: wake-ups and live rows, at most ~100 per
+ * commit) a NOTIFY per row is cheap for writers and gives the lowest latency; above it the
+ * reader polls. A registered reader measures the rate by its wake-ups and live rows; a polling
+ * one by the rows a busy pause gathers.
  */
 export const KEEP_UP_RATE = 1000
 
@@ -109,9 +109,8 @@ export interface State {
   readonly suspects: ReadonlySet<string> | undefined
   readonly lastPageHadRows: boolean
   readonly windowStart: number
+  /** NOTIFYs (wake-ups, live rows) in the current rate window. */
   readonly windowWakes: number
-  /** The xid of the last live row counted (a transaction counts once). */
-  readonly countedXid: string | undefined
   readonly tooFrequent: boolean
   /** A wake-up came after the batch being paged through took its snapshot. */
   readonly wokenDuringBatch: boolean
@@ -147,7 +146,6 @@ export const make = (settings: Settings, cursor: Cursor.Cursor): State => ({
   lastPageHadRows: false,
   windowStart: 0,
   windowWakes: 0,
-  countedXid: undefined,
   tooFrequent: false,
   wokenDuringBatch: false,
   pausedBusy: false,
@@ -291,20 +289,10 @@ const onEvent = (s: Draft, event: ListenerEvent, now: number, commands: Array<Co
       return
     case "Row":
     case "ReadXid": {
-      if (!isLive(s)) {
-        if (event.xid !== s.countedXid) {
-          s.countedXid = event.xid
-          wake(s)
-        } else {
-          s.wokenDuringBatch = true
-          if (!s.busyPause) readNow(s)
-        }
-        return
-      }
-      if (event.xid !== s.countedXid) {
-        s.countedXid = event.xid
-        s.windowWakes += 1
-      }
+      // Each live NOTIFY counts against the keep-up rate: they, not commits, are what the
+      // writers pay for and what the reader handles one by one.
+      if (!isLive(s)) return wake(s)
+      s.windowWakes += 1
       if (event._tag === "ReadXid") {
         if (inSnapshots(s.cursor, event.xid)) return
         const last = s.cursor.live.at(-1)
