@@ -9,7 +9,8 @@ const row = (id: number): ListenerEvent => ({
   id: BigInt(id),
   xid: "1",
   createdAt: new Date(0),
-  payload: Option.none()
+  payload: Option.none(),
+  fanOut: 1
 })
 const tags = (events: ReadonlyArray<ListenerEvent>) => events.map((event) => event._tag)
 

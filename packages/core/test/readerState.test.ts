@@ -29,7 +29,8 @@ const liveRow = (id: number, xid: string, payload: Option.Option<unknown> = Opti
   id: BigInt(id),
   xid,
   createdAt: new Date(0),
-  payload
+  payload,
+  fanOut: 1
 })
 
 const event = (state: ReaderState.State, e: ListenerEvent, now = 0) =>

@@ -46,6 +46,8 @@ export type ListenerEvent =
     readonly xid: string
     readonly createdAt: Date
     readonly payload: Option.Option<unknown>
+    /** How many subscribers of this process the row went to: the work it costs the process. */
+    readonly fanOut: number
   }
   | { readonly _tag: "ReadXid"; readonly channel: string; readonly xid: string }
   | { readonly _tag: "Overflow" }
@@ -490,7 +492,8 @@ export const make = (options: ListenerOptions): Effect.Effect<Listener, never, S
             id: decoded.id,
             xid: decoded.xid,
             createdAt: decoded.createdAt,
-            payload: body
+            payload: body,
+            fanOut: byChannel.get(channel)?.size ?? 1
           })
           return Effect.void
         }

@@ -290,9 +290,11 @@ const onEvent = (s: Draft, event: ListenerEvent, now: number, commands: Array<Co
     case "Row":
     case "ReadXid": {
       // Each live NOTIFY counts against the keep-up rate: they, not commits, are what the
-      // writers pay for and what the reader handles one by one.
+      // writers pay for and what the reader handles one by one; a row counts once for every
+      // consumer of the process it went to, so that many consumers of one busy channel poll
+      // (and share their page reads) rather than each handle every NOTIFY.
       if (!isLive(s)) return wake(s)
-      s.windowWakes += 1
+      s.windowWakes += event._tag === "Row" ? event.fanOut : 1
       if (event._tag === "ReadXid") {
         if (inSnapshots(s.cursor, event.xid)) return
         const last = s.cursor.live.at(-1)
