@@ -3,7 +3,7 @@ import { Duration, Effect, Exit, Logger, Option, Scope } from "effect"
 import * as NodeCrypto from "node:crypto"
 import * as Pg from "pg"
 import * as Listener from "../src/internal/listener.js"
-import { livePayload } from "./livePayload.js"
+import { livePayload, next } from "./livePayload.js"
 import { databaseUrl, freshChannel, freshSchema, query, rawClient } from "./utils.js"
 
 // Real time (it.scopedLive): these tests reconnect, which takes the reconnect delay.
@@ -13,15 +13,6 @@ const wakePayload = (schema: string, extra: Record<string, unknown> = {}) => JSO
 /** Sends the payloads on the channel, in one transaction. */
 const notifyAll = (client: Pg.Client, channel: string, payloads: ReadonlyArray<string>) =>
   query(client, "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, i) ORDER BY i", [channel, payloads])
-
-/** Takes events until one with the tag comes. */
-const next = <T extends Listener.ListenerEvent["_tag"]>(events: Listener.Subscription, tag: T) =>
-  Effect.gen(function*() {
-    for (;;) {
-      const event = yield* events.take
-      if (event._tag === tag) return event as Extract<Listener.ListenerEvent, { readonly _tag: T }>
-    }
-  }).pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`no ${tag} event`) }))
 
 const withLogs = <A, E, R>(test: (lines: Array<string>) => Effect.Effect<A, E, R>) => {
   const lines: Array<string> = []

@@ -1,23 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Logger, Option } from "effect"
-import * as Listener from "../src/internal/listener.js"
 import * as Migrator from "../src/Migrator.js"
 import * as PgWatch from "../src/PgWatch.js"
 import * as Roles from "../src/Roles.js"
+import { next } from "./livePayload.js"
 import { loginRole, schemaWithRoles } from "./roleUtils.js"
 import { freshChannel, PgLive, testOptions } from "./utils.js"
 
 // End to end with sql/0009: the producers' live rows, the key read through the pool.
-
-/** Takes events until one with the tag comes. */
-const next = <T extends Listener.ListenerEvent["_tag"]>(events: Listener.Subscription, tag: T) =>
-  Effect.gen(function*() {
-    for (;;) {
-      const event = yield* events.take
-      if (event._tag === tag) return event as Extract<Listener.ListenerEvent, { readonly _tag: T }>
-    }
-  }).pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`no ${tag} event`) }))
 
 /** A migrated schema (dropped with its group roles when the scope closes) and the service as its owner. */
 const ownedSchema = Effect.gen(function*() {

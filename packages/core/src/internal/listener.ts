@@ -18,6 +18,7 @@ import * as Inbox from "./inbox.js"
 import * as LiveRow from "./liveRow.js"
 import { describeError, escapeUntrusted } from "./logText.js"
 import { sqlState } from "./sqlState.js"
+import { deepFreeze } from "./deepFreeze.js"
 
 /**
  * What a subscriber hears from the listen connection. `Listening` comes once its channels are
@@ -561,18 +562,6 @@ const backoff = (options: ListenerOptions, failures: number) =>
 const liveSchema = (payload: string) => {
   const end = payload.indexOf(":", LiveRow.PREFIX.length)
   return end < 0 ? undefined : payload.slice(LiveRow.PREFIX.length, end)
-}
-
-/** Freezes plain objects and arrays all the way down; class instances (`BigDecimal`) keep their caches. */
-const deepFreeze = (value: unknown): unknown => {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    const prototype: unknown = Object.getPrototypeOf(value)
-    if (Array.isArray(value) || prototype === Object.prototype || prototype === null) {
-      Object.freeze(value)
-      for (const child of Object.values(value)) deepFreeze(child)
-    }
-  }
-  return value
 }
 
 /** The one info line saying why live rows come as wake-ups, and the fix. */

@@ -7,6 +7,7 @@ import type * as Scope from "effect/Scope"
 import * as Json from "../Json.js"
 import { retryIdempotent } from "./connectionLoss.js"
 import type { Cursor } from "./cursor.js"
+import { deepFreeze } from "./deepFreeze.js"
 
 /** One log row of a page. */
 export interface PageRow {
@@ -99,18 +100,6 @@ const query = (request: PageRequest, freeze: boolean): Effect.Effect<ReadPage, S
     })
     return { page: { batch, complete, rows: freeze ? Object.freeze(found) : found }, bytes }
   })
-
-/** Freezes plain objects and arrays all the way down; class instances (`BigDecimal`) keep their caches. */
-const deepFreeze = (value: unknown): unknown => {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    const prototype: unknown = Object.getPrototypeOf(value)
-    if (Array.isArray(value) || prototype === Object.prototype || prototype === null) {
-      Object.freeze(value)
-      for (const child of Object.values(value)) deepFreeze(child)
-    }
-  }
-  return value
-}
 
 /**
  * Pages read in this process, recently or under way, by request: consumers at the same
