@@ -64,7 +64,7 @@ const program = Effect.gen(function*() {
       listener
     })
     const handles = yield* Effect.forEach(ids, (id) => poller.watch(id, [id]))
-    for (const handle of handles) handle.publish(done, [])
+    for (const handle of handles) handle.publish(done, [], "0")
     yield* Deferred.await(polled)
     // One row for the last consumer: the next poll wakes it and no other.
     yield* sql`INSERT INTO ${q}.notification_log (channel, payload) VALUES (${ids.at(-1)!}, '{}')`

@@ -59,11 +59,40 @@ const insertRow = (schema: string, channel: string) =>
       ([row]) => row!.xid
     ))
 
+/** Above every log id: all rows of the last live xid were had. */
+const LAST_ID = "9223372036854775807"
+
+/** Two rows in one transaction; their ids and xid. */
+const insertTwo = (schema: string, channel: string) =>
+  Effect.flatMap(PgClient.PgClient, (sql) =>
+    Effect.map(
+      sql<{ id: string; xid: string }>`INSERT INTO ${sql(schema)}.notification_log (channel, payload)
+        SELECT ${channel}, '{}' FROM generate_series(1, 2) RETURNING id::text, xid::text`,
+      (rows) => ({ ids: rows.map((row) => row.id).sort((a, b) => Number(a) - Number(b)), xid: rows[0]!.xid })
+    ))
+
 /** Whether a fiber has finished, once the poll that could finish it has been processed. */
 const finished = <A>(fiber: Fiber.Fiber<A>) => Effect.zipRight(Effect.yieldNow(), Fiber.poll(fiber))
 
 describe("one poll per process", () => {
   layer(watchLayer(), { excludeTestServices: true })((it) => {
+    it.scoped("the last live transaction's rows after the one the reader had are found", () =>
+      Effect.gen(function*() {
+        const { poll, poller, schema } = yield* testPoller
+        const channel = freshChannel("tail")
+        const partly = yield* poller.watch("partly", [channel])
+        const wholly = yield* poller.watch("wholly", [channel])
+        const done = yield* snapshotNow
+        const { ids, xid } = yield* insertTwo(schema, channel)
+        // One had the first row live only; the other both.
+        partly.publish(done, [xid], ids[0]!)
+        wholly.publish(done, [xid], ids[1]!)
+        const dues = yield* Effect.forEach([partly, wholly], (h) => Effect.fork(h.due))
+        yield* poll
+        expect(yield* Fiber.join(dues[0]!)).toBe("rows")
+        expect(Option.isNone(yield* finished(dues[1]!))).toBe(true)
+      }).pipe(Effect.provide(TestContext.TestContext)))
+
     it.scoped("one statement finds rows for the consumers that have them, and only for those", () =>
       Effect.gen(function*() {
         const { poll, poller, schema } = yield* testPoller
@@ -72,10 +101,10 @@ describe("one poll per process", () => {
         const without = yield* poller.watch("without", [quiet])
         const gotThemLive = yield* poller.watch("got_them_live", [busy])
         const done = yield* snapshotNow
-        withRows.publish(done, [])
-        without.publish(done, [])
+        withRows.publish(done, [], "0")
+        without.publish(done, [], "0")
         const xid = yield* insertRow(schema, busy)
-        gotThemLive.publish(done, [xid])
+        gotThemLive.publish(done, [xid], LAST_ID)
 
         const dues = yield* Effect.forEach([withRows, without, gotThemLive], (h) => Effect.fork(h.due))
         const covered = yield* poll
@@ -86,7 +115,7 @@ describe("one poll per process", () => {
         expect(Option.isNone(yield* finished(dues[2]!))).toBe(true)
 
         // Having read them, the reader publishes its new position: nothing is due any more.
-        withRows.publish(yield* snapshotNow, [])
+        withRows.publish(yield* snapshotNow, [], "0")
         const again = yield* Effect.fork(withRows.due)
         yield* poll
         expect(Option.isNone(yield* finished(again))).toBe(true)
@@ -98,7 +127,7 @@ describe("one poll per process", () => {
         const channel = freshChannel()
         const id = yield* insertRow(schema, channel)
         const handle = yield* poller.watch("redelivered", [channel])
-        handle.publish(yield* snapshotNow, [])
+        handle.publish(yield* snapshotNow, [], "0")
         yield* sql`INSERT INTO ${sql(schema)}.consumer (id, channels, done) VALUES ('redelivered', ${[channel]}, pg_current_snapshot())`
         yield* sql`INSERT INTO ${sql(schema)}.redelivery (consumer_id, log_id)
                    SELECT 'redelivered', id FROM ${sql(schema)}.notification_log WHERE xid = ${id}::xid8`
@@ -115,8 +144,8 @@ describe("one poll per process", () => {
         const scope = yield* Scope.make()
         const leaves = yield* poller.watch("leaves", [channel]).pipe(Scope.extend(scope))
         const done = yield* snapshotNow
-        stays.publish(done, [])
-        leaves.publish(done, [])
+        stays.publish(done, [], "0")
+        leaves.publish(done, [], "0")
         expect((yield* poll).map((c) => c.id).sort()).toEqual(["leaves", "stays"])
         yield* Scope.close(scope, Exit.void)
         expect((yield* poll).map((c) => c.id)).toEqual(["stays"])
@@ -126,7 +155,9 @@ describe("one poll per process", () => {
       Effect.gen(function*() {
         const { listen, poll, poller, polls } = yield* testPoller
         const handle = yield* poller.watch("fallback", [freshChannel()])
-        handle.publish(yield* snapshotNow, [])
+        // The poller has taken its Listening (it polls at the fallback interval until then).
+        yield* Effect.repeat(Effect.zipRight(Effect.yieldNow(), Queue.size(listen)), { until: (n) => n === 0 })
+        handle.publish(yield* snapshotNow, [], "0")
         yield* poll
         // Listening: a fallback interval passes without a poll.
         yield* TestClock.adjust(FALLBACK)

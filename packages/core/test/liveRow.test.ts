@@ -60,6 +60,11 @@ describe("liveRow.decode", () => {
     expect(LiveRow.decode(channel, signed("pgwatch:2:other:r:1:2:3", "{}"), "app", key)).toEqual({ _tag: "OtherSchema" })
     expect(LiveRow.decode(channel, signed("pgwatch:2:app:r:-1:2:3", "{}"), "app", key))
       .toEqual(invalid("a signed live-row NOTIFY with malformed fields"))
+    // An xid8 past its range would make the consumer's position impossible to save.
+    expect(LiveRow.decode(channel, signed("pgwatch:2:app:r:1:18446744073709551616:3", "{}"), "app", key))
+      .toEqual(invalid("a signed live-row NOTIFY with malformed fields"))
+    expect(LiveRow.decode(channel, signed("pgwatch:2:app:r:1:18446744073709551615:3", "{}"), "app", key)._tag)
+      .toBe("Row")
     expect(LiveRow.decode(channel, signed("pgwatch:2:app:q:1:2:3", ""), "app", key))
       .toEqual(invalid(`a signed live-row NOTIFY of unknown kind "q"`))
   })

@@ -63,6 +63,30 @@ const live = (done = "100:100:") => {
   return s
 }
 
+describe("reader state: registering in the middle of a batch", () => {
+  it("goes live only after a batch whose snapshot follows the registration", () => {
+    let s = ReaderState.make(settings, Cursor.between("90:90:"))
+    s = event(s, { _tag: "Listening", pid: 7 }).state
+    s = readPage(s)
+    // A page that delivers nothing but does not end its batch (its rows were skipped): the
+    // reader registers, while its batch snapshot (100:100:) predates the registration.
+    const first = page(s, [], "100:100:", false)
+    expect(first.commands).toEqual([{ _tag: "Register", pid: 7 }])
+    s = readPage(first.state)
+    // The old batch completes with nothing in progress: that proves nothing about writers that
+    // got their xid after it and wrote before the registration committed (xid 105 here).
+    s = page(s, [], "100:100:", true).state
+    expect(ReaderState.isLive(s)).toBe(false)
+    const wake = event(s, liveRow(21, "105"))
+    expect(wake.deliveries).toEqual([])
+    // A batch taken after the registration finds 105's rows and settles.
+    s = readPage(wake.state)
+    const fresh = page(s, [row(20, "105"), row(21, "105")], "110:110:", true)
+    expect(ids(fresh.deliveries)).toEqual([20, 21])
+    expect(ReaderState.isLive(fresh.state)).toBe(true)
+  })
+})
+
 describe("reader state: playback", () => {
   it("reads redeliveries, then pages through a backlog without waiting, flagging replays", () => {
     const s0 = ReaderState.make(settings, Cursor.between("1:1:"))

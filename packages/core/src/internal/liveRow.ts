@@ -36,7 +36,10 @@ export type Decoded =
 /** Whether a NOTIFY payload claims to be a live row (of any schema). */
 export const isLive = (payload: string): boolean => payload.startsWith(PREFIX)
 
-const DIGITS = /^[0-9]+$/
+/** A bigint (id, created_at µs) and an xid8 as PostgreSQL writes them: no more digits than they hold. */
+const BIGINT = /^[0-9]{1,19}$/
+const XID8 = /^[0-9]{1,20}$/
+const XID8_MAX = 18446744073709551615n
 
 /** Splits off the first `count` colon-separated fields; the rest is the last element. */
 const fields = (text: string, count: number): Array<string> | undefined => {
@@ -74,7 +77,7 @@ export const decode = (channel: string, payload: string, schema: string, key: Ui
   if (!NodeCrypto.timingSafeEqual(expected, Buffer.from(mac, "hex"))) {
     return { _tag: "Invalid", reason: "a live-row NOTIFY whose signature does not verify" }
   }
-  if (!DIGITS.test(id) || !DIGITS.test(xid) || !DIGITS.test(created)) {
+  if (!BIGINT.test(id) || !BIGINT.test(created) || !XID8.test(xid) || BigInt(xid) > XID8_MAX) {
     return { _tag: "Invalid", reason: "a signed live-row NOTIFY with malformed fields" }
   }
   switch (kind) {

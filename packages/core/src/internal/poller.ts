@@ -17,8 +17,11 @@ export type Due = "rows" | "redeliveries"
 
 /** A consumer's place in the process poll. */
 export interface PollHandle {
-  /** The reader's position after each read: its done snapshot and the xids it got live since (may be empty). */
-  readonly publish: (done: string, live: ReadonlyArray<string>) => void
+  /**
+   * The reader's position after each read: its done snapshot, the xids it got live since (may
+   * be empty), all of whose rows it had but the last's, which it had up to `liveAfterId`.
+   */
+  readonly publish: (done: string, live: ReadonlyArray<string>, liveAfterId: string) => void
   /** Waits until the process poll finds, for this consumer, rows visible now and not in its published position, or pending redeliveries. */
   readonly due: Effect.Effect<Due>
 }
@@ -38,7 +41,7 @@ interface Entry {
   readonly consumerId: string
   readonly channels: ReadonlyArray<string>
   /** None until the reader publishes its first position. */
-  position: { readonly done: string; readonly live: ReadonlyArray<string> } | undefined
+  position: { readonly done: string; readonly live: ReadonlyArray<string>; readonly liveAfterId: string } | undefined
   /** Bumped by each publish: a finding for an older position is stale. */
   version: number
   /** What a poll found that no `due` has taken yet. */
@@ -68,34 +71,38 @@ export interface PollerOptions {
 /**
  * Whether each consumer has work: per distinct (channels, done, live), rows not visible in done
  * (in its in-progress list, or at or past its xmax), visible in the statement's snapshot, and
- * not among the xids it got live; each an index probe on (channel, xid, id), stopped at the
+ * not among the rows it got live; each an index probe on (channel, xid, id), stopped at the
  * first row. Consumers at the same position share one probe.
  */
+/** Whether the reader had row `n` live: its xid is in the live set, and is not the last or is up to its id. */
+const had = (p: string) =>
+  `(n.xid = ANY (${p}.l::xid8[]) AND (n.xid <> (${p}.l::xid8[])[pg_catalog.cardinality(${p}.l)] OR n.id <= ${p}.a::bigint))`
+
 const pollStatement = (schema: string) => {
   const q = Pg.escapeIdentifier(schema)
   return `
     WITH w AS (
-      SELECT * FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS w(i int, id text, c text[], d text, l text[])
+      SELECT * FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS w(i int, id text, c text[], d text, l text[], a text)
     ),
     p AS (
-      SELECT c, d, l, EXISTS (
+      SELECT c, d, l, a, EXISTS (
         SELECT 1 FROM pg_catalog.unnest(p.c) AS ch(name)
          WHERE EXISTS (
                  SELECT 1 FROM pg_catalog.pg_snapshot_xip(p.d::pg_snapshot) AS x(xid)
                    JOIN ${q}.notification_log n ON n.channel = ch.name AND n.xid = x.xid
                   WHERE pg_catalog.pg_visible_in_snapshot(n.xid, pg_catalog.pg_current_snapshot())
-                    AND n.xid <> ALL (p.l::xid8[]))
+                    AND NOT ${had("p")})
             OR EXISTS (
                  SELECT 1 FROM ${q}.notification_log n
                   WHERE n.channel = ch.name AND n.xid >= pg_catalog.pg_snapshot_xmax(p.d::pg_snapshot)
                     AND pg_catalog.pg_visible_in_snapshot(n.xid, pg_catalog.pg_current_snapshot())
-                    AND n.xid <> ALL (p.l::xid8[]))
+                    AND NOT ${had("p")})
       ) AS rows
-        FROM (SELECT DISTINCT c, d, l FROM w) AS p
+        FROM (SELECT DISTINCT c, d, l, a FROM w) AS p
     )
     SELECT w.i, p.rows,
            EXISTS (SELECT 1 FROM ${q}.redelivery rd WHERE rd.consumer_id = w.id) AS redeliveries
-      FROM w JOIN p ON p.c = w.c AND p.d = w.d AND p.l = w.l`
+      FROM w JOIN p ON p.c = w.c AND p.d = w.d AND p.l = w.l AND p.a = w.a`
 }
 
 /**
@@ -132,7 +139,8 @@ export const make = (options: PollerOptions): Effect.Effect<Poller, never, Scope
         id: entry.consumerId,
         c: entry.channels,
         d: entry.position!.done,
-        l: entry.position!.live
+        l: entry.position!.live,
+        a: entry.position!.liveAfterId
       })))
       return Effect.flatMap(sql.unsafe<PollRow>(statement, [input]), (rows) =>
         Effect.forEach(rows, (row) => {
@@ -190,8 +198,8 @@ export const make = (options: PollerOptions): Effect.Effect<Poller, never, Scope
         }),
         (entry) => Effect.sync(() => entries.delete(entry))
       ).pipe(Effect.map((entry): PollHandle => ({
-        publish: (done, live) => {
-          entry.position = { done, live }
+        publish: (done, live, liveAfterId) => {
+          entry.position = { done, live, liveAfterId }
           entry.version += 1
           if (entry.found === "rows") entry.found = undefined
         },

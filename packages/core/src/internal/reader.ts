@@ -140,7 +140,7 @@ export const stream = (options: ReaderOptions): Stream.Stream<Delivery, SqlError
       Effect.suspend(() => {
         const result = ReaderState.step(state, input)
         state = result.state
-        if (poll !== undefined && state.cursor.batch === null) poll.publish(state.cursor.done, state.cursor.live)
+        if (poll !== undefined && state.cursor.batch === null) poll.publish(state.cursor.done, state.cursor.live, state.cursor.liveAfterId)
         return Effect.as(Effect.forEach(result.commands, perform, { discard: true }), result.deliveries)
       })
 

@@ -102,6 +102,11 @@ export interface State {
   /** Whether the batch being read began while listening, and in which epoch. */
   readonly batchListening: boolean
   readonly batchEpoch: number
+  /**
+   * Whether the batch being read took its snapshot after the waiting registration committed:
+   * only such a batch can tell which transactions may have missed it (the suspects).
+   */
+  readonly batchRegistered: boolean
   /** The last complete batch began while listening, with nothing missed since. */
   readonly caughtUp: boolean
   readonly registered: boolean
@@ -140,6 +145,7 @@ export const make = (settings: Settings, cursor: Cursor.Cursor): State => ({
   epoch: 0,
   batchListening: false,
   batchEpoch: -1,
+  batchRegistered: false,
   caughtUp: false,
   registered: false,
   suspects: undefined,
@@ -212,6 +218,7 @@ export const plan = (state: State, now: number): {
     // This read takes a new snapshot, which covers every wake-up handled so far.
     s.batchListening = s.listenPid !== undefined
     s.batchEpoch = s.batchListening ? s.epoch : -1
+    s.batchRegistered = s.registered
     s.wokenDuringBatch = false
   }
   return { state: s, commands, action: { _tag: "ReadPage", cursor: s.cursor } }
@@ -400,7 +407,10 @@ const afterPage = (
   commands: Array<Command>
 ) => {
   const { settings } = s
-  if (s.registered && complete) {
+  // A batch begun before the registration (it registered on a page in its middle) says
+  // nothing of who missed it: a writer that got its xid after that snapshot and wrote before
+  // the registration committed is in neither its visible rows nor its in-progress list.
+  if (s.registered && s.batchRegistered && complete) {
     const before = s.suspects
     s.suspects = before === undefined ? new Set(inProgress) : new Set(inProgress.filter((xid) => before.has(xid)))
   }
