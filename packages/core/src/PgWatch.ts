@@ -9,6 +9,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -215,6 +216,16 @@ export const resolve = (options: Options): Effect.Effect<Settings, PgWatchError>
   }
   if (!Number.isInteger(settings.retry.maxRetries) || settings.retry.maxRetries < 0) {
     return Effect.fail(new PgWatchError({ reason: "Config", message: `max retries must be a whole number, got ${settings.retry.maxRetries}` }))
+  }
+  // A misspelt name would leave a channel's payloads in its NOTIFYs: refuse what cannot be one.
+  const notChannel = settings.confidentialChannels === "all"
+    ? undefined
+    : settings.confidentialChannels.find((name) => Either.isLeft(Channel.validate(name)))
+  if (notChannel !== undefined) {
+    return Effect.fail(new PgWatchError({
+      reason: "Config",
+      message: `confidential channels: "${notChannel}" is not a channel name (letters, digits, _ and $, not starting with a digit; or "all")`
+    }))
   }
   return Effect.succeed(settings)
 }

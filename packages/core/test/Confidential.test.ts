@@ -15,6 +15,8 @@ describe("confidential channels", () => {
       expect(PgWatch.isConfidential(some, "payroll", false)).toBe(false)
       const all = yield* PgWatch.resolve({ confidentialChannels: "all" })
       expect(PgWatch.isConfidential(all, "orders", undefined)).toBe(true)
+      const bad = yield* Effect.flip(PgWatch.resolve({ confidentialChannels: ["payroll", "pay roll"] }))
+      expect(bad.message).toContain(`confidential channels: "pay roll" is not a channel name`)
     }))
 
   it.effect("PGWATCH_CONFIDENTIAL_CHANNELS: comma-separated, or all", () =>
